@@ -1,0 +1,1 @@
+//! Config generator (work in progress).

@@ -1,0 +1,397 @@
+//! Wire types of the plugin configuration: exactly what the JSON says.
+//!
+//! Phase one of config parsing. Every struct rejects unknown fields; nothing here is
+//! validated beyond its JSON shape. [`crate::policy::Policy::try_from`] compiles a
+//! [`PluginConfig`] into the validated, indexed policy the data path uses.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The only config schema version this filter understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Default name of the request header that carries the selected Envoy cluster to the
+/// route's `cluster_header`.
+pub const DEFAULT_CLUSTER_HEADER: &str = "x-xcluster-cluster";
+
+/// The whole plugin configuration (Envoy `configuration` / Istio `pluginConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Schema version; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Request header the filter sets to the chosen Envoy cluster; the route reads it with
+    /// `cluster_header`. Always stripped from incoming requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_header: Option<String>,
+    /// Opt-in response header that explains each decision (for debugging). Stripped from
+    /// incoming requests too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_header: Option<String>,
+    /// Where this gateway runs. Missing fields fall back to Envoy's node properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalConfig>,
+    /// What to do with a request that matches no route.
+    #[serde(default)]
+    pub unmatched: Unmatched,
+    /// How the caller's identity is learned.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// SMI access control: mode, HTTPRouteGroups and TrafficTargets.
+    #[serde(default)]
+    pub access: AccessConfig,
+    /// Routes, tried in order; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Destinations (global services / virtual destinations) the routes point to.
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// The gateway's own cluster and locality.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Name of the cluster this gateway runs in (fallback: node metadata `CLUSTER_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Region (fallback: `node.locality.region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Zone (fallback: `node.locality.zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Sub-zone (fallback: `node.locality.sub_zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subzone: Option<String>,
+}
+
+/// Treatment of requests that match no route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// Leave the request untouched (after sanitizing).
+    #[default]
+    Pass,
+    /// Answer 404 with a local reply.
+    Deny,
+}
+
+/// Identity source for authorization.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// A request header that carries the caller identity, set by a trusted proxy in front
+    /// of this gateway. When set, only this header is used (never the peer certificate);
+    /// when absent, the mTLS peer certificate's URI SAN is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_header: Option<String>,
+    /// Accepted SPIFFE trust domains; empty accepts any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_domains: Vec<String>,
+}
+
+/// SMI access control settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Enforcement mode.
+    #[serde(default)]
+    pub mode: AccessMode,
+    /// HTTPRouteGroups, by unique name.
+    #[serde(default)]
+    pub route_groups: Vec<RouteGroupConfig>,
+    /// TrafficTargets, by unique name.
+    #[serde(default)]
+    pub traffic_targets: Vec<TrafficTargetConfig>,
+}
+
+/// How authorization decisions are applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessMode {
+    /// Every caller may reach every target (SMI permissive traffic policy mode).
+    #[default]
+    Permissive,
+    /// Default deny: only what a TrafficTarget allows.
+    Enforce,
+    /// Evaluate and report like `enforce`, but never deny.
+    DryRun,
+}
+
+/// An SMI `HTTPRouteGroup`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteGroupConfig {
+    /// Unique name (the generator writes `namespace/name`).
+    pub name: String,
+    /// Named matches.
+    pub matches: Vec<HttpMatchConfig>,
+}
+
+/// One match of an `HTTPRouteGroup`. All given conditions must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpMatchConfig {
+    /// Name, unique within its group.
+    pub name: String,
+    /// Path regex, anchored at the start of the path only (SMI semantics): `/api` matches
+    /// `/api/v1`. Absent matches every path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_regex: Option<String>,
+    /// Methods (upper case); `*` or an empty list matches every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Header name → value regex, matched against the whole value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An SMI `TrafficTarget`: `sources` may call the `destination` ServiceAccount for the
+/// requests that `rules` cover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficTargetConfig {
+    /// Unique name (the generator writes `namespace/name`).
+    pub name: String,
+    /// The ServiceAccount being called.
+    pub destination: ServiceAccountRef,
+    /// The ServiceAccounts allowed to call.
+    pub sources: Vec<ServiceAccountRef>,
+    /// Route group rules; a request is covered when any rule covers it.
+    pub rules: Vec<TrafficRuleConfig>,
+}
+
+/// A Kubernetes ServiceAccount, `namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountRef {
+    /// Namespace.
+    pub namespace: String,
+    /// ServiceAccount name.
+    pub name: String,
+}
+
+/// A TrafficTarget rule: an HTTPRouteGroup and, optionally, some of its matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficRuleConfig {
+    /// Name of a route group in `access.route_groups`.
+    pub route_group: String,
+    /// Names of matches in that group; empty means all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<String>,
+}
+
+/// A route: which requests go to which destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Conditions; all given conditions must hold.
+    #[serde(default, rename = "match")]
+    pub route_match: RouteMatchConfig,
+    /// Name of a destination in `destinations`.
+    pub destination: String,
+}
+
+/// Route match conditions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatchConfig {
+    /// Hosts (`:authority` without port, case-insensitive). `*.example.com` matches any
+    /// subdomain; `*` or an empty list matches every host. When empty, the destination's
+    /// `hosts` are used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Path condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatchConfig>,
+    /// Methods (upper case); empty matches every method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Header conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatchConfig>,
+}
+
+/// A path condition of a route: exactly one of the fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum PathMatchConfig {
+    /// The path (before `?`) equals this.
+    Exact(String),
+    /// The path starts with this.
+    Prefix(String),
+    /// The path (before `?`) matches this regex entirely.
+    Regex(String),
+}
+
+/// A header condition of a route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatchConfig {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// The value equals this. If neither `exact` nor `regex` is given, the header must
+    /// be present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// The value matches this regex entirely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// A destination: one logical service served by targets in several clusters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Unique name.
+    pub name: String,
+    /// Hosts this service is reached by; used by routes that name no hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Which targets may serve.
+    #[serde(default)]
+    pub policy: LbPolicy,
+    /// Keep one user on one target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickyConfig>,
+    /// Passive health checking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// The instances of the service, one per cluster (or subset).
+    pub targets: Vec<TargetConfig>,
+}
+
+/// Load-balancing policy of a destination (FSM `GlobalTrafficPolicy.lbType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LbPolicy {
+    /// Only targets in the local cluster serve; none healthy → 503.
+    Locality,
+    /// The best locality tier with a healthy target serves; lower tiers only when every
+    /// target above is unavailable.
+    FailOver,
+    /// Every target serves, by weight (also explicit splits: trafficShift, TrafficSplit,
+    /// VirtualService weights).
+    #[default]
+    ActiveActive,
+}
+
+/// The key a sticky split hashes; exactly one field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum StickyConfig {
+    /// A request header's value.
+    Header(String),
+    /// A cookie's value.
+    Cookie(String),
+}
+
+/// Passive outlier detection, after Envoy's `outlier_detection`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetectionConfig {
+    /// Consecutive 5xx responses that eject a target (0 disables). Default 5.
+    #[serde(default = "default_consecutive_5xx")]
+    pub consecutive_5xx: u32,
+    /// Consecutive gateway errors (502, 503, 504, upstream connect failures) that eject a
+    /// target (0 disables). Default 5.
+    #[serde(default = "default_consecutive_gateway_errors")]
+    pub consecutive_gateway_errors: u32,
+    /// Ejection time is this × the number of times the target was ejected. Default 30000.
+    #[serde(default = "default_base_ejection_time_ms")]
+    pub base_ejection_time_ms: u64,
+    /// Upper bound of one ejection. Default 300000.
+    #[serde(default = "default_max_ejection_time_ms")]
+    pub max_ejection_time_ms: u64,
+    /// At most this percentage of a destination's targets is ejected at once; at least
+    /// one target can always be ejected. Default 10 (as Envoy).
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+}
+
+fn default_consecutive_5xx() -> u32 {
+    5
+}
+fn default_consecutive_gateway_errors() -> u32 {
+    5
+}
+fn default_base_ejection_time_ms() -> u64 {
+    30_000
+}
+fn default_max_ejection_time_ms() -> u64 {
+    300_000
+}
+fn default_max_ejection_percent() -> u32 {
+    10
+}
+
+impl Default for OutlierDetectionConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_5xx: default_consecutive_5xx(),
+            consecutive_gateway_errors: default_consecutive_gateway_errors(),
+            base_ejection_time_ms: default_base_ejection_time_ms(),
+            max_ejection_time_ms: default_max_ejection_time_ms(),
+            max_ejection_percent: default_max_ejection_percent(),
+        }
+    }
+}
+
+/// One instance of a destination's service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Unique name within the destination (for example `cluster-1` or `cluster-1/v2`).
+    pub name: String,
+    /// The Kubernetes cluster serving this target.
+    pub cluster: String,
+    /// FSM `clusterKey` `region/zone/group/cluster`, informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<String>,
+    /// The Envoy cluster the request is routed to (the `cluster_header` value).
+    pub envoy_cluster: String,
+    /// Subset name or labels, informational (the Envoy cluster already encodes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    /// Relative weight (≥ 0). Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Locality of the target.
+    #[serde(default)]
+    pub locality: LocalityConfig,
+    /// Explicit failover priority, lower first; overrides the locality tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// The ServiceAccount the target's workload runs as (authorization destination).
+    pub service_account: ServiceAccountRef,
+    /// Rewrite `:authority` to this when the target is chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// Prepend this to `:path` when the target is chosen (FSM gateway paths such as
+    /// `/cluster-1/httpbin-mesh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A locality, as Envoy's `region` / `zone` / `sub_zone`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalityConfig {
+    /// Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Sub-zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subzone: Option<String>,
+}

@@ -1,0 +1,2 @@
+//! xcluster: a proxy-wasm HTTP filter for cross-cluster traffic.
+pub mod config;
