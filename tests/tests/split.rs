@@ -1,0 +1,68 @@
+//! Weighted split over a real Envoy: 75 / 15 / 10 lands within ±3 points.
+
+use std::thread;
+
+use xcluster_e2e::envoy::Listener;
+use xcluster_e2e::fixture::{Gateway, Tally};
+use xcluster_e2e::scenario::{REVIEWS_HOST, SPLIT};
+
+#[test]
+fn split_75_15_10_lands_within_3_points() {
+    let gw = Gateway::start("split", vec![Listener::plain("split", &SPLIT.value())]).unwrap();
+    let addr = gw.listener("split");
+    // 4 connections × 750 requests, spread over Envoy's two worker VMs.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut client = xcluster_e2e::client::Client::plain(addr);
+                // A fresh connection every 50 requests, so both workers serve.
+                let mut sent = 0;
+                Tally::collect(750, || {
+                    sent += 1;
+                    if sent % 50 == 0 {
+                        client.disconnect();
+                    }
+                    client.get(REVIEWS_HOST, "/reviews/1")
+                })
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for worker in workers {
+        tally.merge(&worker.join().unwrap());
+    }
+    println!("split over {} requests: {tally}", tally.total());
+    assert_eq!(tally.total(), 3000);
+    assert_eq!(
+        tally.outcomes(),
+        ["cluster-1", "cluster-2", "cluster-3"],
+        "only the three clusters answer: {tally}"
+    );
+    for (cluster, want) in [
+        ("cluster-1", 0.75),
+        ("cluster-2", 0.15),
+        ("cluster-3", 0.10),
+    ] {
+        let got = tally.share(cluster);
+        assert!(
+            (got - want).abs() <= 0.03,
+            "{cluster}: {:.1}% instead of {:.0}% ± 3: {tally}",
+            got * 100.0,
+            want * 100.0
+        );
+    }
+    // The upstreams saw exactly what the client saw.
+    for upstream in &gw.clusters {
+        assert_eq!(upstream.served() as usize, tally.count(upstream.name()));
+    }
+    // And so did the filter's own counters.
+    let stats = gw.envoy.stats("xcluster.dest.reviews.routed").unwrap();
+    for cluster in ["cluster-1", "cluster-2", "cluster-3"] {
+        let name = format!("wasmcustom.xcluster.dest.reviews.routed.{cluster}");
+        assert_eq!(
+            stats.get(&name).copied(),
+            Some(tally.count(cluster) as u64),
+            "{name} in {stats:?}"
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! A client cannot pick its own cluster: the filter strips the cluster-selection header
+//! before deciding, so a forged header neither overrides nor survives the decision.
+
+use xcluster_e2e::envoy::{Listener, CLUSTER_HEADER, NO_CLUSTER_BODY};
+use xcluster_e2e::fixture::{Gateway, Tally};
+use xcluster_e2e::scenario::{FAILOVER, HTTPBIN_HOST, LOCALITY_NO_LOCAL};
+
+#[test]
+fn forged_cluster_header_cannot_steer() {
+    let gw = Gateway::start(
+        "steering",
+        vec![
+            Listener::plain(FAILOVER.name, &FAILOVER.value()),
+            Listener::plain(LOCALITY_NO_LOCAL.name, &LOCALITY_NO_LOCAL.value()),
+        ],
+    )
+    .unwrap();
+    let forged = [(CLUSTER_HEADER, "cluster-3")];
+
+    // FailOver with a local target: always cluster-2, whatever the client asks for.
+    let mut client = gw.client(FAILOVER.name);
+    let tally = Tally::collect(50, || client.request("GET", HTTPBIN_HOST, "/", &forged));
+    assert_eq!(tally.outcomes(), ["cluster-2"], "{tally}");
+
+    // No target may serve: the forged header does not sneak the request through.
+    let mut client = gw.client(LOCALITY_NO_LOCAL.name);
+    let resp = client.request("GET", HTTPBIN_HOST, "/", &forged).unwrap();
+    assert_eq!(
+        (resp.status, resp.body.as_str()),
+        (503, "no healthy target")
+    );
+
+    // No route matches: the header is still stripped, so Envoy selects no cluster.
+    let resp = client
+        .request("GET", "elsewhere.example", "/", &forged)
+        .unwrap();
+    assert_eq!((resp.status, resp.body.as_str()), (404, NO_CLUSTER_BODY));
+
+    assert_eq!(gw.clusters[2].served(), 0, "cluster-3 was steered to");
+}
