@@ -200,11 +200,13 @@ impl std::fmt::Display for StartFailure {
 
 impl std::error::Error for StartFailure {}
 
-/// A running Envoy process; killed when dropped. Its work directory (bootstrap, log)
-/// is kept under `target/e2e/` for inspection.
+/// A running Envoy process; killed when dropped. Its work directory under `target/e2e/`
+/// (bootstrap, log) is removed then too, unless the thread is panicking (a failing test)
+/// or [`Envoy::keep_files`] was called.
 pub struct Envoy {
     child: Child,
     dir: PathBuf,
+    keep: bool,
     admin: Option<SocketAddr>,
     listeners: HashMap<String, SocketAddr>,
 }
@@ -213,7 +215,12 @@ impl Envoy {
     /// Spawns Envoy (`--concurrency 2`, dynamic base id, admin and listeners on free
     /// ports) with `bootstrap`, and waits until it is ready.
     pub fn start(name: &str, bootstrap: &Bootstrap) -> Result<Self, StartFailure> {
-        let mut envoy = Self::spawn(name, bootstrap).map_err(|e| StartFailure {
+        Self::start_config(name, &format!("{:#}", bootstrap.render()))
+    }
+
+    /// Like [`Envoy::start`], with a bootstrap given as YAML (or JSON) text.
+    pub fn start_config(name: &str, config: &str) -> Result<Self, StartFailure> {
+        let mut envoy = Self::spawn_config(name, config).map_err(|e| StartFailure {
             status: None,
             log: format!("cannot spawn {}: {e}", crate::envoy_bin().display()),
         })?;
@@ -223,6 +230,11 @@ impl Envoy {
 
     /// Spawns Envoy without waiting for it (see [`Envoy::wait_ready`], [`Envoy::wait_exit`]).
     pub fn spawn(name: &str, bootstrap: &Bootstrap) -> io::Result<Self> {
+        Self::spawn_config(name, &format!("{:#}", bootstrap.render()))
+    }
+
+    /// Like [`Envoy::spawn`], with a bootstrap given as YAML (or JSON) text.
+    pub fn spawn_config(name: &str, config: &str) -> io::Result<Self> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let dir = crate::target_dir().join("e2e").join(format!(
             "{name}-{}-{}",
@@ -233,12 +245,12 @@ impl Envoy {
             fs::remove_dir_all(&dir)?;
         }
         fs::create_dir_all(&dir)?;
-        let config = dir.join("envoy.yaml");
-        fs::write(&config, serde_json::to_string_pretty(&bootstrap.render())?)?;
+        let config_path = dir.join("envoy.yaml");
+        fs::write(&config_path, config)?;
         let log = File::create(dir.join("envoy.log"))?;
         let child = Command::new(crate::envoy_bin())
             .arg("-c")
-            .arg(&config)
+            .arg(&config_path)
             .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
             .arg("--admin-address-path")
             .arg(dir.join("admin.txt"))
@@ -249,6 +261,7 @@ impl Envoy {
         Ok(Self {
             child,
             dir,
+            keep: false,
             admin: None,
             listeners: HashMap::new(),
         })
@@ -318,6 +331,11 @@ impl Envoy {
         fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
     }
 
+    /// Keeps the work directory after Envoy stops.
+    pub fn keep_files(&mut self) {
+        self.keep = true;
+    }
+
     /// The work directory (bootstrap `envoy.yaml`, `envoy.log`).
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -370,5 +388,8 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.keep && !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }

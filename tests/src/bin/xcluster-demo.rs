@@ -60,6 +60,7 @@ fn run() -> Result<(), Error> {
         })
         .collect();
     let mut gw = Gateway::start("demo", listeners)?;
+    gw.envoy.keep_files();
     let curl = pki.client_config(&pki.client_cert(CURL_ID)?)?;
     let intruder = pki.client_config(&pki.client_cert(INTRUDER_ID)?)?;
 
@@ -153,8 +154,12 @@ fn run() -> Result<(), Error> {
         REQUESTS,
     )?;
 
+    let dir = gw.envoy.dir().to_path_buf();
     drop(gw);
-    println!("\nDone: Envoy and the three clusters are stopped.");
+    println!(
+        "\nDone: Envoy and the three clusters are stopped (bootstrap and log kept in {}).",
+        dir.display()
+    );
     Ok(())
 }
 
