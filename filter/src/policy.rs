@@ -44,16 +44,86 @@ impl std::error::Error for ConfigError {}
 
 /// Parses the JSON wire config (phase one), reporting the field path of a shape error.
 pub fn parse_config(json: &[u8]) -> Result<PluginConfig, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_slice(json);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." {
-            "config".to_owned()
-        } else {
-            path
-        };
-        ConfigError::new(path, e.inner().to_string())
+    serde_json::from_slice(json).map_err(|e| {
+        let path = json_path_at(json, byte_offset(json, e.line(), e.column()));
+        ConfigError::new(path, e.to_string())
     })
+}
+
+/// The byte offset of a 1-based line and column (serde_json's error position).
+fn byte_offset(json: &[u8], line: usize, column: usize) -> usize {
+    let line_start = json
+        .split_inclusive(|&b| b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    (line_start + column).min(json.len())
+}
+
+/// The field path (`destinations[0].targets[1].weight`) of the value being read at
+/// `offset` in a JSON document; `config` for the root.
+fn json_path_at(json: &[u8], offset: usize) -> String {
+    enum Frame {
+        Object { key: Option<String>, in_key: bool },
+        Array(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < offset.min(json.len()) {
+        match json[i] {
+            b'{' => stack.push(Frame::Object {
+                key: None,
+                in_key: true,
+            }),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(n)) => *n += 1,
+                Some(Frame::Object { key, in_key }) => {
+                    *key = None;
+                    *in_key = true;
+                }
+                None => {}
+            },
+            b':' => {
+                if let Some(Frame::Object { in_key, .. }) = stack.last_mut() {
+                    *in_key = false;
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object { key, in_key: true }) = stack.last_mut() {
+                    let end = i.min(json.len());
+                    *key = Some(String::from_utf8_lossy(&json[start..end]).into_owned());
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object { key: Some(k), .. } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Frame::Object { key: None, .. } => break,
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    if path.is_empty() {
+        path.push_str("config");
+    }
+    path
 }
 
 /// Where the caller identity comes from.
@@ -652,6 +722,30 @@ mod tests {
             "unknown field `wieght`",
         );
         assert_error(|v| v["extra"] = json!(1), "extra", "unknown field `extra`");
+    }
+
+    #[test]
+    fn missing_field_and_pretty_json() {
+        assert_error(
+            |v| {
+                v["destinations"][0]["targets"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("envoy_cluster");
+            },
+            "destinations[0].targets[1]",
+            "missing field `envoy_cluster`",
+        );
+        let mut v = base();
+        v["routes"][0]["name"] = json!("a \"quoted\" [name], {x}");
+        v["destinations"][0]["targets"][1]["weight"] = json!("heavy");
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        let e = Policy::from_json(pretty.as_bytes(), &LocalConfig::default()).unwrap_err();
+        assert_eq!(e.path, "destinations[0].targets[1].weight", "{e}");
+        let e = Policy::from_json(b"{\"version\": 1,", &LocalConfig::default()).unwrap_err();
+        assert_eq!(e.path, "config", "{e}");
+        let e = Policy::from_json(b"", &LocalConfig::default()).unwrap_err();
+        assert_eq!(e.path, "config", "{e}");
     }
 
     #[test]
