@@ -1,0 +1,417 @@
+//! A complete Envoy bootstrap: one gateway listener running the xcluster wasm filter
+//! before the router, a route that follows the cluster header, and one Envoy cluster
+//! per distinct upstream address.
+//!
+//! Routes: requests carrying the cluster header (set by the filter) go to the cluster it
+//! names (`cluster_header`); every other request gets a 404 `no route` direct response,
+//! so nothing is forwarded that the filter did not choose.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+use xcluster_filter::config::{ServiceAccountRef, DEFAULT_CLUSTER_HEADER};
+
+use crate::kinds::labels_text;
+use crate::load::Error;
+use crate::model::{Address, Model};
+
+/// `--endpoint CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointFlag {
+    /// Cluster.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Service (or ServiceEntry host).
+    pub service: String,
+    /// Istio subset name or `key=value[,key=value]` labels (normalized to key order).
+    pub subset: Option<String>,
+    /// Host or IP.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// ServiceAccount the instance runs as (`name` or `namespace/name`).
+    pub account: Option<ServiceAccountRef>,
+    /// The flag as written.
+    pub text: String,
+}
+
+impl std::str::FromStr for EndpointFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = || {
+            format!("--endpoint {text:?}: expected CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]")
+        };
+        let (key, addr) = text.rsplit_once('=').ok_or_else(usage)?;
+        let (addr, account) = match addr.split_once('@') {
+            Some((a, sa)) => (a, Some(sa)),
+            None => (addr, None),
+        };
+        let (host, port) = addr.rsplit_once(':').ok_or_else(usage)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().map_err(|_| usage())?;
+        let parts: Vec<&str> = key.splitn(4, '/').collect();
+        if parts.len() < 3 || parts.iter().any(|p| p.is_empty()) || host.is_empty() {
+            return Err(usage());
+        }
+        let subset = parts.get(3).map(|s| {
+            if s.contains('=') {
+                let labels = s
+                    .split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                labels_text(&labels)
+            } else {
+                s.to_string()
+            }
+        });
+        let account = account
+            .filter(|a| !a.is_empty())
+            .map(|a| match a.split_once('/') {
+                Some((ns, name)) => ServiceAccountRef {
+                    namespace: ns.into(),
+                    name: name.into(),
+                },
+                None => ServiceAccountRef {
+                    namespace: parts[1].into(),
+                    name: a.into(),
+                },
+            });
+        Ok(EndpointFlag {
+            cluster: parts[0].to_string(),
+            namespace: parts[1].to_string(),
+            service: parts[2].to_string(),
+            subset,
+            host: host.to_string(),
+            port,
+            account,
+            text: text.to_string(),
+        })
+    }
+}
+
+/// Downstream mTLS files.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// Server certificate chain.
+    pub cert: String,
+    /// Server private key.
+    pub key: String,
+    /// CA that signs client certificates.
+    pub client_ca: String,
+}
+
+/// Bootstrap settings.
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    /// Path of the filter's `.wasm` (as Envoy will open it).
+    pub wasm: String,
+    /// Listener address.
+    pub listen: (String, u16),
+    /// Admin address.
+    pub admin: Option<(String, u16)>,
+    /// Downstream mTLS.
+    pub tls: Option<Tls>,
+}
+
+/// Applies `--endpoint` flags to the model: addresses of upstreams (they override the
+/// input's) and ServiceAccounts of targets. Every flag must match some target.
+pub fn apply_endpoints(model: &mut Model, flags: &[EndpointFlag]) -> Result<(), Error> {
+    let mut by_flag: BTreeMap<String, String> = BTreeMap::new();
+    for flag in flags {
+        let mut matched = false;
+        for (name, up) in model.upstreams.iter_mut() {
+            let hit = up.keys.iter().any(|k| {
+                k.cluster == flag.cluster
+                    && k.namespace == flag.namespace
+                    && k.service == flag.service
+                    && match &flag.subset {
+                        None => k.subset.is_empty(),
+                        Some(s) => k.subset.contains(s),
+                    }
+            });
+            if !hit {
+                continue;
+            }
+            matched = true;
+            if let Some(prev) = by_flag.get(name) {
+                let same = up
+                    .address
+                    .as_ref()
+                    .is_some_and(|a| a.host == flag.host && a.port == flag.port);
+                if !same {
+                    return Err(Error::plain(format!(
+                        "{name}: --endpoint {} contradicts --endpoint {prev}",
+                        flag.text,
+                    )));
+                }
+            }
+            by_flag.insert(name.clone(), flag.text.clone());
+            up.address = Some(Address {
+                host: flag.host.clone(),
+                port: flag.port,
+                source: format!("--endpoint {}", flag.text),
+            });
+        }
+        if !matched {
+            return Err(Error::plain(format!(
+                "--endpoint {}: no target is {}/{}/{}{}",
+                flag.text,
+                flag.cluster,
+                flag.namespace,
+                flag.service,
+                flag.subset
+                    .as_ref()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default()
+            )));
+        }
+        if let Some(account) = &flag.account {
+            for dest in &mut model.config.destinations {
+                for t in &mut dest.targets {
+                    let key = model.target_keys.get(&(dest.name.clone(), t.name.clone()));
+                    let hit = key.is_some_and(|k| {
+                        k.cluster == flag.cluster
+                            && k.namespace == flag.namespace
+                            && k.service == flag.service
+                            && match &flag.subset {
+                                None => k.subset.is_empty(),
+                                Some(s) => k.subset.contains(s),
+                            }
+                    });
+                    if hit {
+                        t.service_account = account.clone();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the bootstrap. Targets sharing an address share one Envoy cluster (named after
+/// the first in name order), and the embedded plugin config points them all at it.
+pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
+    let mut config = model.config.clone();
+    // Address of every upstream a target uses.
+    let mut used: BTreeMap<String, Address> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for dest in &config.destinations {
+        for t in &dest.targets {
+            match model
+                .upstreams
+                .get(&t.envoy_cluster)
+                .and_then(|u| u.address.clone())
+            {
+                Some(a) => {
+                    used.insert(t.envoy_cluster.clone(), a);
+                }
+                None => {
+                    let hint = model
+                        .target_keys
+                        .get(&(dest.name.clone(), t.name.clone()))
+                        .map(|k| {
+                            let subset = k
+                                .subset
+                                .first()
+                                .map(|s| format!("/{s}"))
+                                .unwrap_or_default();
+                            format!(
+                                "--endpoint {}/{}/{}{subset}=HOST:PORT",
+                                k.cluster, k.namespace, k.service
+                            )
+                        })
+                        .unwrap_or_default();
+                    if !missing.contains(&hint) {
+                        missing.push(hint);
+                    }
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::plain(format!(
+            "no address known for some targets; give {}",
+            missing.join(", ")
+        )));
+    }
+    // One Envoy cluster per distinct address.
+    let mut by_address: BTreeMap<(String, u16), String> = BTreeMap::new();
+    let mut rename: BTreeMap<String, String> = BTreeMap::new();
+    for (name, addr) in &used {
+        let canonical = by_address
+            .entry((addr.host.clone(), addr.port))
+            .or_insert_with(|| name.clone());
+        rename.insert(name.clone(), canonical.clone());
+    }
+    for dest in &mut config.destinations {
+        for t in &mut dest.targets {
+            if let Some(n) = rename.get(&t.envoy_cluster) {
+                t.envoy_cluster = n.clone();
+            }
+        }
+    }
+    let clusters: Vec<Value> = by_address
+        .iter()
+        .map(|((host, port), name)| envoy_cluster(name, host, *port))
+        .collect::<Vec<_>>();
+    let mut clusters = clusters;
+    clusters.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+
+    let header = config
+        .cluster_header
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_string());
+    let plugin_json = serde_json::to_string_pretty(&config).unwrap_or_default();
+    let wasm = json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "xcluster",
+                "vm_config": {
+                    "vm_id": "xcluster",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": opts.wasm } }
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin_json
+                },
+                "fail_open": false
+            }
+        }
+    });
+    let hcm = json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "xcluster",
+            "route_config": {
+                "name": "xcluster",
+                "virtual_hosts": [{
+                    "name": "xcluster",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "name": "selected-cluster",
+                            "match": { "prefix": "/", "headers": [{ "name": header, "present_match": true }] },
+                            "route": { "cluster_header": header }
+                        },
+                        {
+                            "name": "no-route",
+                            "match": { "prefix": "/" },
+                            "direct_response": { "status": 404, "body": { "inline_string": "no route" } }
+                        }
+                    ]
+                }]
+            },
+            "http_filters": [
+                wasm,
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+                }
+            ]
+        }
+    });
+    let mut chain = json!({ "filters": [hcm] });
+    if let Some(tls) = &opts.tls {
+        chain["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "require_client_certificate": true,
+                "common_tls_context": {
+                    "tls_certificates": [{
+                        "certificate_chain": { "filename": tls.cert },
+                        "private_key": { "filename": tls.key }
+                    }],
+                    "validation_context": { "trusted_ca": { "filename": tls.client_ca } }
+                }
+            }
+        });
+    }
+    let mut node = json!({ "id": "xcluster-gateway", "cluster": "xcluster-gateway" });
+    if let Some(local) = &config.local {
+        if let Some(c) = &local.cluster {
+            node["metadata"] = json!({ "CLUSTER_ID": c });
+        }
+        let mut locality = serde_json::Map::new();
+        if let Some(r) = &local.region {
+            locality.insert("region".into(), json!(r));
+        }
+        if let Some(z) = &local.zone {
+            locality.insert("zone".into(), json!(z));
+        }
+        if !locality.is_empty() {
+            node["locality"] = Value::Object(locality);
+        }
+    }
+    let mut out = json!({
+        "node": node,
+        "static_resources": {
+            "listeners": [{
+                "name": "xcluster_gateway",
+                "address": socket(&opts.listen.0, opts.listen.1),
+                "filter_chains": [chain]
+            }],
+            "clusters": clusters
+        }
+    });
+    if let Some((host, port)) = &opts.admin {
+        out["admin"] = json!({ "address": socket(host, *port) });
+    }
+    Ok(out)
+}
+
+fn socket(host: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": host, "port_value": port } })
+}
+
+fn envoy_cluster(name: &str, host: &str, port: u16) -> Value {
+    let kind = if host.parse::<IpAddr>().is_ok() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    };
+    json!({
+        "name": name,
+        "type": kind,
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(host, port) } }] }]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_flags_parse_subsets_and_accounts() {
+        let f: EndpointFlag =
+            "c1/bookinfo/reviews/version=v2,app=r=127.0.0.1:9080@bookinfo/reviews"
+                .parse()
+                .unwrap();
+        assert_eq!(f.subset.as_deref(), Some("app=r,version=v2"));
+        assert_eq!((f.host.as_str(), f.port), ("127.0.0.1", 9080));
+        assert_eq!(f.account.unwrap().name, "reviews");
+        let g: EndpointFlag = "c2/httpbin/httpbin=[::1]:81@default".parse().unwrap();
+        assert_eq!(
+            (
+                g.host.as_str(),
+                g.subset,
+                g.account.unwrap().namespace.as_str()
+            ),
+            ("::1", None, "httpbin")
+        );
+        assert!("c1/ns=1.2.3.4:80".parse::<EndpointFlag>().is_err());
+        assert!("c1/ns/svc=1.2.3.4:http".parse::<EndpointFlag>().is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Typed input resources, one module per API family, and their dispatch by
+//! `apiVersion` / `kind`.
+
+pub mod fsm;
+pub mod gloo;
+pub mod istio;
+pub mod k8s;
+pub mod smi;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use crate::load::{Doc, Error};
+
+/// Label naming the cluster a resource describes (Istio's well-known topology label).
+pub const CLUSTER_LABEL: &str = "topology.istio.io/cluster";
+/// Alternative cluster label of the Kubernetes multi-cluster services API.
+pub const MCS_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
+
+/// `metadata` of a resource.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Meta {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` (`default` when absent, as `kubectl` without `-n`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One typed resource with its source document.
+#[derive(Debug)]
+pub struct Res<T> {
+    /// The document it was read from (for error locations).
+    pub doc: Rc<Doc>,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, defaulted to `default`.
+    pub namespace: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The kind-specific body.
+    pub spec: T,
+}
+
+impl<T> Res<T> {
+    /// `Kind namespace/name (file:line:column)`, for messages naming this resource.
+    pub fn id(&self) -> String {
+        format!(
+            "{} {}/{} ({})",
+            self.kind,
+            self.namespace,
+            self.name,
+            self.doc.place()
+        )
+    }
+
+    /// An error at field `path` of this resource.
+    pub fn error(&self, path: &str, message: impl Into<String>) -> Error {
+        let message = message.into();
+        self.doc.error(
+            path,
+            format!("{} {}/{}: {message}", self.kind, self.namespace, self.name),
+        )
+    }
+
+    /// The cluster this resource describes, from its cluster label; `None` = local.
+    pub fn cluster_label(&self) -> Option<&str> {
+        self.labels
+            .get(CLUSTER_LABEL)
+            .or_else(|| self.labels.get(MCS_CLUSTER_LABEL))
+            .map(String::as_str)
+    }
+}
+
+/// Every understood resource of the input, by kind, in input order.
+#[derive(Debug, Default)]
+pub struct Resources {
+    /// SMI `TrafficTarget`s.
+    pub traffic_targets: Vec<Res<smi::TrafficTargetSpec>>,
+    /// SMI `HTTPRouteGroup`s.
+    pub route_groups: Vec<Res<smi::HttpRouteGroupSpec>>,
+    /// SMI `TrafficSplit`s.
+    pub traffic_splits: Vec<Res<smi::TrafficSplitSpec>>,
+    /// FSM `GlobalTrafficPolicy`s.
+    pub global_policies: Vec<Res<fsm::GlobalTrafficPolicySpec>>,
+    /// FSM `ServiceImport`s.
+    pub service_imports: Vec<Res<fsm::ServiceImportSpec>>,
+    /// FSM `ServiceExport`s.
+    pub service_exports: Vec<Res<fsm::ServiceExportSpec>>,
+    /// FSM `Cluster`s.
+    pub clusters: Vec<Res<fsm::ClusterSpec>>,
+    /// Gloo Mesh `TrafficPolicy`s (v1alpha2).
+    pub traffic_policies: Vec<Res<gloo::TrafficPolicySpec>>,
+    /// Gloo `VirtualDestination`s (v2).
+    pub virtual_destinations: Vec<Res<gloo::VirtualDestinationSpec>>,
+    /// Gloo `RouteTable`s (v2).
+    pub route_tables: Vec<Res<gloo::RouteTableSpec>>,
+    /// Istio `VirtualService`s.
+    pub virtual_services: Vec<Res<istio::VirtualServiceSpec>>,
+    /// Istio `DestinationRule`s.
+    pub destination_rules: Vec<Res<istio::DestinationRuleSpec>>,
+    /// Istio `ServiceEntry`s.
+    pub service_entries: Vec<Res<istio::ServiceEntrySpec>>,
+    /// Kubernetes `Service`s.
+    pub services: Vec<Res<k8s::ServiceSpec>>,
+    /// Kubernetes `Deployment`s.
+    pub deployments: Vec<Res<k8s::DeploymentSpec>>,
+    /// Kubernetes `EndpointSlice`s (the whole object: its fields are top-level).
+    pub endpoint_slices: Vec<Res<k8s::EndpointSlice>>,
+    /// One line per skipped document.
+    pub warnings: Vec<String>,
+}
+
+impl Resources {
+    /// Sorts the documents into typed resources; unknown kinds become warnings.
+    pub fn from_docs(docs: &[Rc<Doc>]) -> Result<Self, Error> {
+        let mut out = Resources::default();
+        for doc in docs {
+            out.add(doc)?;
+        }
+        Ok(out)
+    }
+
+    fn add(&mut self, doc: &Rc<Doc>) -> Result<(), Error> {
+        let api_version = doc
+            .root
+            .str_at("apiVersion")
+            .ok_or_else(|| doc.error("apiVersion", "missing apiVersion (a string)"))?;
+        let kind = doc
+            .root
+            .str_at("kind")
+            .ok_or_else(|| doc.error("kind", "missing kind (a string)"))?;
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let version = api_version.rsplit('/').next().unwrap_or_default();
+        match (group, kind) {
+            ("access.smi-spec.io", "TrafficTarget") => {
+                self.traffic_targets.push(typed(doc, "spec")?)
+            }
+            ("specs.smi-spec.io", "HTTPRouteGroup") => self.route_groups.push(typed(doc, "spec")?),
+            ("split.smi-spec.io", "TrafficSplit") => self.traffic_splits.push(typed(doc, "spec")?),
+            ("flomesh.io" | "multicluster.flomesh.io", "GlobalTrafficPolicy") => {
+                self.global_policies.push(typed(doc, "spec")?)
+            }
+            ("flomesh.io" | "multicluster.flomesh.io", "ServiceImport") => {
+                self.service_imports.push(typed(doc, "spec")?)
+            }
+            ("flomesh.io" | "multicluster.flomesh.io", "ServiceExport") => {
+                self.service_exports.push(typed(doc, "spec")?)
+            }
+            ("flomesh.io" | "multicluster.flomesh.io", "Cluster") => {
+                self.clusters.push(typed(doc, "spec")?)
+            }
+            ("networking.mesh.gloo.solo.io", "TrafficPolicy") if version == "v1alpha2" => {
+                self.traffic_policies.push(typed(doc, "spec")?)
+            }
+            ("networking.gloo.solo.io", "VirtualDestination") => {
+                self.virtual_destinations.push(typed(doc, "spec")?)
+            }
+            ("networking.gloo.solo.io", "RouteTable") => {
+                self.route_tables.push(typed(doc, "spec")?)
+            }
+            ("networking.istio.io", "VirtualService") => {
+                self.virtual_services.push(typed(doc, "spec")?)
+            }
+            ("networking.istio.io", "DestinationRule") => {
+                self.destination_rules.push(typed(doc, "spec")?)
+            }
+            ("networking.istio.io", "ServiceEntry") => {
+                self.service_entries.push(typed(doc, "spec")?)
+            }
+            ("", "Service") => self.services.push(typed(doc, "spec")?),
+            ("apps", "Deployment") => self.deployments.push(typed(doc, "spec")?),
+            ("discovery.k8s.io", "EndpointSlice") => self.endpoint_slices.push(typed(doc, "")?),
+            _ => self.warnings.push(format!(
+                "{}: skipping {api_version} {kind}: not a kind xcluster-gen understands",
+                doc.place()
+            )),
+        }
+        Ok(())
+    }
+}
+
+/// Reads `metadata` and the body at `path` (`""` = the whole object).
+fn typed<T: DeserializeOwned>(doc: &Rc<Doc>, path: &str) -> Result<Res<T>, Error> {
+    let meta: Meta = doc.parse("metadata")?;
+    let spec = doc.parse(path)?;
+    Ok(Res {
+        doc: doc.clone(),
+        kind: doc.root.str_at("kind").unwrap_or_default().to_string(),
+        name: meta.name,
+        namespace: meta.namespace.unwrap_or_else(|| "default".to_string()),
+        labels: meta.labels,
+        spec,
+    })
+}
+
+/// A string-valued map whose values may be written as YAML numbers or booleans
+/// (label values such as `version: 1`).
+pub fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(d)?;
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Number(n) => Ok((k, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "label {k}: expected a string, found {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// `key=value[,key=value]` in key order: how subsets given as labels are named.
+pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `true` when every `selector` entry is in `labels` (an empty selector selects nothing).
+pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
