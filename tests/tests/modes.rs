@@ -1,0 +1,117 @@
+//! More of the contract through a real Envoy: sticky splits keep a user on one cluster
+//! (header or cookie key, across both worker VMs); dry-run reports would-be denials but
+//! serves; a configured trusted header carries the caller identity.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use xcluster_e2e::envoy::Listener;
+use xcluster_e2e::fixture::{outcome, Gateway, Tally};
+use xcluster_e2e::scenario::{
+    ACTIVE_ACTIVE, DECISION_HEADER, ENFORCE_LOCAL_ONLY, HTTPBIN_HOST, INTRUDER_ID,
+};
+
+#[test]
+fn sticky_keys_keep_users_on_one_cluster() {
+    let mut by_header = ACTIVE_ACTIVE.value();
+    by_header["destinations"][0]["sticky"] = json!({ "header": "x-user" });
+    let mut by_cookie = ACTIVE_ACTIVE.value();
+    by_cookie["destinations"][0]["sticky"] = json!({ "cookie": "session" });
+    let gw = Gateway::start(
+        "sticky",
+        vec![
+            Listener::plain("header", &by_header),
+            Listener::plain("cookie", &by_cookie),
+        ],
+    )
+    .unwrap();
+
+    for (listener, header, value) in [
+        ("header", "x-user", "user-{u}"),
+        ("cookie", "cookie", "theme=dark; session=s{u}; lang=en"),
+    ] {
+        let mut homes = BTreeSet::new();
+        for u in 0..20 {
+            let value = value.replace("{u}", &u.to_string());
+            let mut tally = Tally::default();
+            for _ in 0..10 {
+                // A new connection each time: both worker VMs must agree.
+                let mut client = gw.client(listener);
+                let resp = client
+                    .request("GET", HTTPBIN_HOST, "/", &[(header, &value)])
+                    .unwrap();
+                tally.record(&resp);
+            }
+            assert_eq!(tally.outcomes().len(), 1, "{listener} {value}: {tally}");
+            homes.insert(tally.outcomes()[0].to_string());
+        }
+        // The 20 users are spread, not all pinned to one cluster.
+        assert!(homes.len() >= 2, "{listener}: every user on {homes:?}");
+        assert!(homes.iter().all(|h| h.starts_with("cluster-")), "{homes:?}");
+    }
+}
+
+#[test]
+fn dry_run_serves_and_reports_would_be_denials() {
+    let mut config = ENFORCE_LOCAL_ONLY.value();
+    config["access"]["mode"] = json!("dry-run");
+    config["identity"] = json!({ "trusted_header": "x-caller" });
+    let gw = Gateway::start("dry-run", vec![Listener::plain("gw", &config)]).unwrap();
+    let mut client = gw.client("gw");
+    let mut tally = Tally::default();
+    for _ in 0..60 {
+        let resp = client
+            .request("GET", HTTPBIN_HOST, "/", &[("x-caller", INTRUDER_ID)])
+            .unwrap();
+        assert_eq!(resp.status, 200, "{}", outcome(&resp));
+        let decision = resp.header(DECISION_HEADER).unwrap_or_default();
+        assert!(decision.contains("access=dry-run-denied"), "{decision:?}");
+        tally.record(&resp);
+    }
+    // Served as in permissive mode: every cluster.
+    assert_eq!(
+        tally.outcomes(),
+        ["cluster-1", "cluster-2", "cluster-3"],
+        "{tally}"
+    );
+    let stats = gw.envoy.stats("xcluster.dest.httpbin").unwrap();
+    assert_eq!(
+        stats
+            .get("wasmcustom.xcluster.dest.httpbin.dry_run_denied")
+            .copied(),
+        Some(60),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn trusted_header_carries_the_identity() {
+    let mut config = ENFORCE_LOCAL_ONLY.value();
+    config["identity"] = json!({ "trusted_header": "x-caller" });
+    let gw = Gateway::start("trusted-header", vec![Listener::plain("gw", &config)]).unwrap();
+    let mut client = gw.client("gw");
+
+    // curl, in the `<sa>.<ns>.<trust domain>` form: only cluster-2 runs as httpbin/default.
+    let tally = Tally::collect(30, || {
+        client.request(
+            "GET",
+            HTTPBIN_HOST,
+            "/",
+            &[("x-caller", "curl.curl.cluster.local")],
+        )
+    });
+    assert_eq!(tally.outcomes(), ["cluster-2"], "{tally}");
+
+    // No identity at all, or an unknown one: denied.
+    let resp = client.get(HTTPBIN_HOST, "/").unwrap();
+    assert_eq!((resp.status, resp.body.as_str()), (403, "access denied"));
+    let resp = client
+        .request("GET", HTTPBIN_HOST, "/", &[("x-caller", INTRUDER_ID)])
+        .unwrap();
+    assert_eq!((resp.status, resp.body.as_str()), (403, "access denied"));
+    let stats = gw.envoy.stats("xcluster.dest.httpbin.denied").unwrap();
+    for reason in ["no_identity", "not_allowed"] {
+        let name = format!("wasmcustom.xcluster.dest.httpbin.denied.{reason}");
+        assert_eq!(stats.get(&name).copied(), Some(1), "{stats:?}");
+    }
+}
