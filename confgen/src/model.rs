@@ -1631,11 +1631,11 @@ fn gloo_match<T>(
         })
         .collect();
     Ok(RouteMatchConfig {
-        hosts: hosts
-            .iter()
-            .filter(|h| h.as_str() != "*")
-            .cloned()
-            .collect(),
+        hosts: if hosts.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            hosts.to_vec()
+        },
         path: path_match,
         methods: m.method.iter().map(|x| x.to_ascii_uppercase()).collect(),
         headers,
