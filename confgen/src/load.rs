@@ -279,15 +279,15 @@ impl Doc {
         format!("{}:{}:{}", self.file, self.root.line, self.root.column)
     }
 
-    /// Deserializes the subtree at `path` (e.g. `spec`) into `T`, or `T::default()`-like
-    /// behaviour is left to `T`: a missing subtree is read as `null`.
+    /// Deserializes the subtree at top-level key `path` (e.g. `spec`; `""` = the whole
+    /// document) into `T`; a missing subtree reads as an empty mapping.
     pub fn parse<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
         let node = if path.is_empty() {
             Some(&self.root)
         } else {
             self.root.get(path)
         };
-        let json = node.map_or(serde_json::Value::Null, Node::to_json);
+        let json = node.map_or_else(|| serde_json::json!({}), Node::to_json);
         serde_path_to_error::deserialize(json).map_err(|e| {
             let inner = e.path().to_string();
             let full = match (path.is_empty(), inner.as_str()) {
