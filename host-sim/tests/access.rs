@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use xcluster_host_sim::{Action, LogLevel};
 
 /// Destination `d` with targets `a` (ServiceAccount ns/a) and `b` (ns/b); `access` merged in.
@@ -43,7 +43,13 @@ fn enforce_all(matches: Value) -> Value {
     }))
 }
 
-fn decide(cfg: &Value, method: &str, path: &str, extra: &[(&str, &str)], peer: Option<&str>) -> Option<String> {
+fn decide(
+    cfg: &Value,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    peer: Option<&str>,
+) -> Option<String> {
     let host = new_host();
     let vm = start(&host, cfg);
     let mut h = get(path, extra);
@@ -66,10 +72,17 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
     assert_eq!(action, Action::Continue);
     assert!(routed(&s).is_some());
 
-    let (s, action) = send(&vm, &get("/", &[]), Some("spiffe://cluster.local/ns/caller/sa/other"));
+    let (s, action) = send(
+        &vm,
+        &get("/", &[]),
+        Some("spiffe://cluster.local/ns/caller/sa/other"),
+    );
     assert_eq!(action, Action::Pause);
     let reply = s.local_reply().unwrap();
-    assert_eq!((reply.status, reply.body.as_slice()), (403, &b"access denied"[..]));
+    assert_eq!(
+        (reply.status, reply.body.as_slice()),
+        (403, &b"access denied"[..])
+    );
     assert_eq!(host.counter("xcluster.dest.d.denied.not_allowed"), Some(1));
 
     let (s, _) = send(&vm, &get("/", &[]), None);
@@ -81,7 +94,11 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
         .filter(|l| l.starts_with("xcluster: deny "))
         .collect();
     assert_eq!(denials.len(), 2, "{denials:?}");
-    assert!(denials[0].contains("route=r destination=d "), "{}", denials[0]);
+    assert!(
+        denials[0].contains("route=r destination=d "),
+        "{}",
+        denials[0]
+    );
     assert!(denials[0].ends_with("reason=not_allowed"), "{}", denials[0]);
     assert!(denials[1].ends_with("reason=no_identity"), "{}", denials[1]);
 }
@@ -92,13 +109,20 @@ fn the_deny_log_line_names_the_caller() {
     let cfg = enforce_all(json!([{"name": "get", "methods": ["GET"]}]));
     let host = new_host();
     let vm = start(&host, &cfg);
-    send(&vm, &get("/", &[]), Some("spiffe://cluster.local/ns/caller/sa/other"));
+    send(
+        &vm,
+        &get("/", &[]),
+        Some("spiffe://cluster.local/ns/caller/sa/other"),
+    );
     let line = host
         .logs_at(LogLevel::Info)
         .into_iter()
         .find(|l| l.starts_with("xcluster: deny "))
         .unwrap();
-    assert!(line.starts_with("xcluster: deny route=r destination=d caller="), "{line}");
+    assert!(
+        line.starts_with("xcluster: deny route=r destination=d caller="),
+        "{line}"
+    );
     assert!(line.contains("other"), "the caller is named: {line}");
     assert!(line.ends_with(" reason=not_allowed"), "{line}");
 }
@@ -124,41 +148,84 @@ fn per_target_service_accounts_decide_which_clusters_may_serve() {
 #[test]
 fn methods_are_case_sensitive_and_star_matches_any() {
     let get_only = enforce_all(json!([{"name": "m", "methods": ["GET"]}]));
-    assert!(decide(&get_only, "GET", "/", &[], Some(CURL)).unwrap().len() == 1);
-    assert_eq!(decide(&get_only, "POST", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
-    assert_eq!(decide(&get_only, "get", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    assert!(
+        decide(&get_only, "GET", "/", &[], Some(CURL))
+            .unwrap()
+            .len()
+            == 1
+    );
+    assert_eq!(
+        decide(&get_only, "POST", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
+    assert_eq!(
+        decide(&get_only, "get", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
     let star = enforce_all(json!([{"name": "m", "methods": ["*"]}]));
     for m in ["GET", "POST", "DELETE", "PURGE"] {
-        assert_ne!(decide(&star, m, "/", &[], Some(CURL)).as_deref(), Some("403 access denied"), "{m}");
+        assert_ne!(
+            decide(&star, m, "/", &[], Some(CURL)).as_deref(),
+            Some("403 access denied"),
+            "{m}"
+        );
     }
     let empty = enforce_all(json!([{"name": "m"}]));
-    assert_ne!(decide(&empty, "PATCH", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    assert_ne!(
+        decide(&empty, "PATCH", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
 }
 
 #[test]
 fn path_regex_is_anchored_at_the_start_only() {
     let cfg = enforce_all(json!([{"name": "api", "path_regex": "/api"}]));
     for path in ["/api", "/api/v1", "/apix", "/api?x=1"] {
-        assert_ne!(decide(&cfg, "GET", path, &[], Some(CURL)).as_deref(), Some("403 access denied"), "{path}");
+        assert_ne!(
+            decide(&cfg, "GET", path, &[], Some(CURL)).as_deref(),
+            Some("403 access denied"),
+            "{path}"
+        );
     }
     for path in ["/v1/api", "/", "/API"] {
-        assert_eq!(decide(&cfg, "GET", path, &[], Some(CURL)).as_deref(), Some("403 access denied"), "{path}");
+        assert_eq!(
+            decide(&cfg, "GET", path, &[], Some(CURL)).as_deref(),
+            Some("403 access denied"),
+            "{path}"
+        );
     }
     let caret = enforce_all(json!([{"name": "api", "path_regex": "^/items/[0-9]+$"}]));
-    assert_ne!(decide(&caret, "GET", "/items/42", &[], Some(CURL)).as_deref(), Some("403 access denied"));
-    assert_eq!(decide(&caret, "GET", "/items/42/x", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    assert_ne!(
+        decide(&caret, "GET", "/items/42", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
+    assert_eq!(
+        decide(&caret, "GET", "/items/42/x", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
 }
 
 #[test]
 fn header_regexes_match_the_whole_value() {
     let cfg = enforce_all(json!([{"name": "h", "headers": {"X-Env": "prod|staging"}}]));
     for v in ["prod", "staging"] {
-        assert_ne!(decide(&cfg, "GET", "/", &[("x-env", v)], Some(CURL)).as_deref(), Some("403 access denied"), "{v}");
+        assert_ne!(
+            decide(&cfg, "GET", "/", &[("x-env", v)], Some(CURL)).as_deref(),
+            Some("403 access denied"),
+            "{v}"
+        );
     }
     for v in ["production", "xprod", ""] {
-        assert_eq!(decide(&cfg, "GET", "/", &[("x-env", v)], Some(CURL)).as_deref(), Some("403 access denied"), "{v}");
+        assert_eq!(
+            decide(&cfg, "GET", "/", &[("x-env", v)], Some(CURL)).as_deref(),
+            Some("403 access denied"),
+            "{v}"
+        );
     }
-    assert_eq!(decide(&cfg, "GET", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    assert_eq!(
+        decide(&cfg, "GET", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
 }
 
 #[test]
@@ -174,14 +241,23 @@ fn rules_can_name_some_matches_of_a_group() {
             tt("tb", "ns/b", &["caller/curl"], json!([{"route_group": "g", "matches": ["read"]}])),
         ],
     }));
-    assert_ne!(decide(&cfg, "GET", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
-    assert_eq!(decide(&cfg, "POST", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    assert_ne!(
+        decide(&cfg, "GET", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
+    assert_eq!(
+        decide(&cfg, "POST", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
 }
 
 #[test]
 fn dry_run_reports_would_be_denials_and_forwards() {
     let mut cfg = enforce_all(json!([{"name": "m", "methods": ["GET"]}]));
-    merge(&mut cfg, json!({"access": {"mode": "dry-run"}, "decision_header": "x-decision"}));
+    merge(
+        &mut cfg,
+        json!({"access": {"mode": "dry-run"}, "decision_header": "x-decision"}),
+    );
     let host = new_host();
     let vm = start(&host, &cfg);
     let mut h = get("/", &[]);
@@ -190,14 +266,20 @@ fn dry_run_reports_would_be_denials_and_forwards() {
     assert_eq!(action, Action::Continue);
     assert!(routed(&s).is_some());
     assert_eq!(host.counter("xcluster.dest.d.dry_run_denied"), Some(1));
-    assert!(host.logs_at(LogLevel::Info).iter().any(|l| l.contains("dry-run") && l.contains("destination=d")));
+    assert!(host
+        .logs_at(LogLevel::Info)
+        .iter()
+        .any(|l| l.contains("dry-run") && l.contains("destination=d")));
     s.response_headers(&[(":status", "200")], true).unwrap();
     let decision = s.response_header("x-decision").unwrap();
     assert!(decision.ends_with("access=dry-run-denied"), "{decision}");
     // An allowed request is not counted.
     let (mut s, _) = send(&vm, &get("/", &[]), Some(CURL));
     s.response_headers(&[(":status", "200")], true).unwrap();
-    assert!(s.response_header("x-decision").unwrap().ends_with("access=allowed"));
+    assert!(s
+        .response_header("x-decision")
+        .unwrap()
+        .ends_with("access=allowed"));
     assert_eq!(host.counter("xcluster.dest.d.dry_run_denied"), Some(1));
 }
 
@@ -217,7 +299,11 @@ fn identity_formats_and_trust_domains() {
         "curl.caller.cluster.local",
         "spiffe://other.domain/ns/caller/sa/curl",
     ] {
-        assert_ne!(decide(&cfg, "GET", "/", &[], Some(id)).as_deref(), Some("403 access denied"), "{id}");
+        assert_ne!(
+            decide(&cfg, "GET", "/", &[], Some(id)).as_deref(),
+            Some("403 access denied"),
+            "{id}"
+        );
     }
     for id in [
         "spiffe://cluster.local/ns/caller/sa/other",
@@ -225,13 +311,30 @@ fn identity_formats_and_trust_domains() {
         "not an identity",
         "",
     ] {
-        assert_eq!(decide(&cfg, "GET", "/", &[], Some(id)).as_deref(), Some("403 access denied"), "{id}");
+        assert_eq!(
+            decide(&cfg, "GET", "/", &[], Some(id)).as_deref(),
+            Some("403 access denied"),
+            "{id}"
+        );
     }
     let mut restricted = cfg.clone();
-    merge(&mut restricted, json!({"identity": {"trust_domains": ["cluster.local"]}}));
-    assert_ne!(decide(&restricted, "GET", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    merge(
+        &mut restricted,
+        json!({"identity": {"trust_domains": ["cluster.local"]}}),
+    );
+    assert_ne!(
+        decide(&restricted, "GET", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
     assert_eq!(
-        decide(&restricted, "GET", "/", &[], Some("spiffe://evil.domain/ns/caller/sa/curl")).as_deref(),
+        decide(
+            &restricted,
+            "GET",
+            "/",
+            &[],
+            Some("spiffe://evil.domain/ns/caller/sa/curl")
+        )
+        .as_deref(),
         Some("403 access denied")
     );
 }
@@ -239,8 +342,17 @@ fn identity_formats_and_trust_domains() {
 #[test]
 fn a_trusted_header_replaces_the_peer_certificate() {
     let mut cfg = enforce_all(json!([{"name": "all"}]));
-    merge(&mut cfg, json!({"identity": {"trusted_header": "x-caller"}}));
-    assert_ne!(decide(&cfg, "GET", "/", &[("X-Caller", CURL)], None).as_deref(), Some("403 access denied"));
+    merge(
+        &mut cfg,
+        json!({"identity": {"trusted_header": "x-caller"}}),
+    );
+    assert_ne!(
+        decide(&cfg, "GET", "/", &[("X-Caller", CURL)], None).as_deref(),
+        Some("403 access denied")
+    );
     // The certificate is not consulted when the header is configured.
-    assert_eq!(decide(&cfg, "GET", "/", &[], Some(CURL)).as_deref(), Some("403 access denied"));
+    assert_eq!(
+        decide(&cfg, "GET", "/", &[], Some(CURL)).as_deref(),
+        Some("403 access denied")
+    );
 }
