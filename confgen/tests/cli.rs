@@ -1,0 +1,283 @@
+//! The command line: inputs from stdin and directories, exit codes and error text,
+//! `--endpoint` handling, `--help` examples, `wasmplugin --wasm` digests.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xcluster-gen"))
+}
+
+fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xcluster-gen-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const TP: &str = "apiVersion: networking.mesh.gloo.solo.io/v1alpha2
+kind: TrafficPolicy
+metadata: {namespace: gloo-mesh, name: simple}
+spec:
+  destinationSelector:
+  - kubeServiceRefs:
+      services: [{clusterName: c1, name: reviews, namespace: bookinfo}]
+  trafficShift:
+    destinations:
+    - kubeService: {clusterName: c2, name: reviews, namespace: bookinfo}
+      weight: 3
+    - kubeService: {clusterName: c1, name: reviews, namespace: bookinfo, subset: {version: v1}}
+      weight: 1
+";
+
+#[test]
+fn stdin_input_and_skipped_kinds_warn_on_stderr() {
+    let input = format!("{TP}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n");
+    let out = run_with_stdin(&["config", "-f", "-"], &input);
+    assert!(out.status.success());
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(config["destinations"][0]["targets"][0]["weight"], 3);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("warning: -:15:1: skipping v1 ConfigMap"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn malformed_input_exits_non_zero_with_file_line_column_and_path() {
+    let bad = TP.replace("weight: 3", "weight: three");
+    let out = run_with_stdin(&["explain", "-f", "-"], &bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("-:11:15: spec.trafficShift.destinations[0].weight: invalid type"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn directories_read_yaml_files_in_name_order_only() {
+    let dir = temp_dir("dir");
+    // b.yaml's TrafficPolicy would clash with a.yml's: the error shows which came first.
+    std::fs::write(
+        dir.join("b.yaml"),
+        TP.replace("name: simple", "name: second"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("a.yml"), TP).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not yaml: [").unwrap();
+    let out = bin().args(["config", "-f"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("b.yaml:7:"), "{stderr}");
+    assert!(
+        stderr.contains("TrafficPolicy gloo-mesh/second"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("already has a policy from TrafficPolicy gloo-mesh/simple"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("a.yml:1:1"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn envoy_needs_an_address_for_every_target_and_rejects_unused_endpoints() {
+    let args = [
+        "envoy",
+        "-f",
+        "-",
+        "--wasm",
+        "x.wasm",
+        "--listen",
+        "127.0.0.1:10000",
+    ];
+    let out = run_with_stdin(&args, TP);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--endpoint c2/bookinfo/reviews=HOST:PORT"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--endpoint c1/bookinfo/reviews/version=v1=HOST:PORT"),
+        "{stderr}"
+    );
+
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend([
+        "--endpoint",
+        "c2/bookinfo/reviews=127.0.0.1:18002@bookinfo/reviews-remote",
+        "--endpoint",
+        "c1/bookinfo/reviews/version=v1=127.0.0.1:18001",
+    ]);
+    let out = run_with_stdin(&full, TP);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("port_value: 18002"), "{text}");
+    assert!(text.contains("\"name\": \"reviews-remote\""), "{text}");
+    assert!(
+        text.contains("\"xc|c1|bookinfo|reviews|version=v1\""),
+        "{text}"
+    );
+
+    full.extend(["--endpoint", "c9/bookinfo/reviews=127.0.0.1:1"]);
+    let out = run_with_stdin(&full, TP);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no target is c9/bookinfo/reviews"));
+}
+
+#[test]
+fn targets_sharing_an_address_share_one_envoy_cluster() {
+    let out = run_with_stdin(
+        &[
+            "envoy",
+            "-f",
+            "-",
+            "--wasm",
+            "x.wasm",
+            "--listen",
+            "127.0.0.1:10000",
+            "--endpoint",
+            "c2/bookinfo/reviews=127.0.0.1:18000",
+            "--endpoint",
+            "c1/bookinfo/reviews/version=v1=127.0.0.1:18000",
+        ],
+        TP,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("connect_timeout").count(), 1, "{text}");
+    // Both targets now route to the first name.
+    assert_eq!(
+        text.matches("\"envoy_cluster\": \"xc|c1|bookinfo|reviews|version=v1\"")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn envoy_tls_flags_add_downstream_mtls() {
+    let out = run_with_stdin(
+        &[
+            "envoy",
+            "-f",
+            "-",
+            "--wasm",
+            "x.wasm",
+            "--listen",
+            "127.0.0.1:10000",
+            "--endpoint",
+            "c2/bookinfo/reviews=127.0.0.1:18002",
+            "--endpoint",
+            "c1/bookinfo/reviews/version=v1=127.0.0.1:18001",
+            "--tls-cert",
+            "gw.crt",
+            "--tls-key",
+            "gw.key",
+            "--client-ca",
+            "ca.crt",
+        ],
+        TP,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("require_client_certificate: true"), "{text}");
+    assert!(text.contains("filename: ca.crt"), "{text}");
+    // All three are needed.
+    let out = run_with_stdin(
+        &[
+            "envoy",
+            "-f",
+            "-",
+            "--wasm",
+            "x",
+            "--listen",
+            "h:1",
+            "--tls-cert",
+            "a",
+        ],
+        TP,
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn wasmplugin_carries_the_module_digest_and_selector() {
+    let dir = temp_dir("wasm");
+    let wasm = dir.join("m.wasm");
+    std::fs::write(&wasm, b"abc").unwrap();
+    let out = run_with_stdin(
+        &[
+            "wasmplugin",
+            "-f",
+            "-",
+            "--url",
+            "oci://r/x:1",
+            "--selector",
+            "istio=ingressgateway",
+            "--wasm",
+            wasm.to_str().unwrap(),
+        ],
+        TP,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        "{text}"
+    );
+    assert!(
+        text.contains("matchLabels:\n      istio: ingressgateway"),
+        "{text}"
+    );
+    assert!(text.contains("failStrategy: FAIL_CLOSE"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_subcommand_help_shows_an_example() {
+    for sub in ["config", "envoy", "wasmplugin", "explain"] {
+        let out = bin().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Example:\n  xcluster-gen "), "{sub}: {text}");
+    }
+}
