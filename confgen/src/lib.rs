@@ -4,6 +4,8 @@
 //! Pipeline: [`load`] (files → YAML documents with locations) → [`kinds`] (typed
 //! resources) → [`model`] (the merged service model and plugin config) → [`emit`].
 
+#![warn(missing_docs)]
+
 pub mod emit;
 pub mod kinds;
 pub mod load;

@@ -447,7 +447,17 @@ impl<'a> Builder<'a> {
         mut dest: DestinationConfig,
         drafts: Vec<Draft>,
         catch_all: bool,
-    ) {
+    ) -> Result<(), Error> {
+        if let Some((_, _, other)) = self
+            .destinations
+            .iter()
+            .find(|(d, _, _)| d.name == dest.name)
+        {
+            return Err(res.error(
+                "metadata.name",
+                format!("destination name {} is already used by {other}", dest.name),
+            ));
+        }
         dest.hosts.dedup();
         if catch_all {
             let route = RouteConfig {
@@ -458,6 +468,7 @@ impl<'a> Builder<'a> {
             self.routes.push((specificity(&dest.hosts), route));
         }
         self.destinations.push((dest, drafts, res.id()));
+        Ok(())
     }
 
     // ---- FSM ----------------------------------------------------------------------
@@ -549,7 +560,7 @@ impl<'a> Builder<'a> {
             outlier_detection: Some(OutlierDetectionConfig::default()),
             targets: Vec::new(),
         };
-        self.add_destination(res, dest, drafts, true);
+        self.add_destination(res, dest, drafts, true)?;
         Ok(())
     }
 
@@ -794,7 +805,7 @@ impl<'a> Builder<'a> {
                 outlier_detection: None,
                 targets: Vec::new(),
             };
-            self.add_destination(ts, dest, drafts, true);
+            self.add_destination(ts, dest, drafts, true)?;
         }
         Ok(())
     }
@@ -854,7 +865,7 @@ impl<'a> Builder<'a> {
                         outlier_detection: None,
                         targets: Vec::new(),
                     };
-                    self.add_destination(tp, dest, drafts, true);
+                    self.add_destination(tp, dest, drafts, true)?;
                 }
             }
         }
@@ -911,7 +922,7 @@ impl<'a> Builder<'a> {
                 outlier_detection: Some(OutlierDetectionConfig::default()),
                 targets: Vec::new(),
             };
-            self.add_destination(vd, dest, drafts, true);
+            self.add_destination(vd, dest, drafts, true)?;
         }
         Ok(())
     }
@@ -1020,7 +1031,7 @@ impl<'a> Builder<'a> {
                         outlier_detection: None,
                         targets: Vec::new(),
                     };
-                    self.add_destination(rt, dest, drafts, false);
+                    self.add_destination(rt, dest, drafts, false)?;
                     route_name.clone()
                 };
                 let hosts: Vec<String> = rt.spec.hosts.clone();
@@ -1256,7 +1267,7 @@ impl<'a> Builder<'a> {
             outlier_detection: outlier,
             targets: Vec::new(),
         };
-        self.add_destination(vs, dest, drafts, false);
+        self.add_destination(vs, dest, drafts, false)?;
         Ok(name.to_string())
     }
 

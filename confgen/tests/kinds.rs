@@ -774,3 +774,31 @@ spec:
     assert!(e.message.contains("--local-cluster"), "{e}");
     assert_eq!(e.path, "spec.backends[0].service");
 }
+
+#[test]
+fn clashing_destination_names_name_both_resources() {
+    let yaml = "
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {name: s, namespace: shop}
+spec:
+  service: foo
+  backends: [{service: foo-v1, weight: 1}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: foo, namespace: shop}
+spec:
+  hosts: [bar.example.com]
+  http:
+  - route:
+    - destination: {host: foo-v2}
+";
+    let e = generate(yaml, Some("c")).unwrap_err();
+    assert!(e.message.contains("VirtualService shop/foo"), "{e}");
+    assert!(
+        e.message
+            .contains("already used by TrafficSplit shop/s (in.yaml:2:1)"),
+        "{e}"
+    );
+}

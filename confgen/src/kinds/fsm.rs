@@ -22,7 +22,7 @@ pub struct GlobalTrafficPolicySpec {
 pub struct GlobalTarget {
     /// `region/zone/group/cluster`.
     pub cluster_key: String,
-    /// Optional weight (default 1... as FSM: equal).
+    /// Relative weight (default 1: the targets share equally).
     #[serde(default)]
     pub weight: Option<u32>,
 }
