@@ -281,3 +281,57 @@ fn every_subcommand_help_shows_an_example() {
         assert!(text.contains("Example:\n  xcluster-gen "), "{sub}: {text}");
     }
 }
+
+#[test]
+fn endpoint_subsets_match_istio_subset_names_or_their_labels() {
+    let istio = "apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets: [{name: v2, labels: {version: v2}}, {name: v3, labels: {version: v3}}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - {destination: {host: reviews, subset: v2}, weight: 50}
+    - {destination: {host: reviews, subset: v3}, weight: 50}
+";
+    let out = run_with_stdin(
+        &[
+            "envoy",
+            "-f",
+            "-",
+            "--local-cluster",
+            "a",
+            "--wasm",
+            "x.wasm",
+            "--listen",
+            "127.0.0.1:1",
+            "--endpoint",
+            "a/default/reviews/v2=127.0.0.1:18002",
+            "--endpoint",
+            "a/default/reviews/version=v3=127.0.0.1:18003",
+        ],
+        istio,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("cluster_name: \"xc|a|default|reviews|v2\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("cluster_name: \"xc|a|default|reviews|v3\""),
+        "{text}"
+    );
+    assert!(text.contains("port_value: 18003"), "{text}");
+}
