@@ -28,11 +28,13 @@
 //! ```
 
 pub mod abi;
+pub mod dryrun;
 mod error;
 pub mod headers;
 mod host;
 mod imports;
 mod memory;
+pub mod profile;
 mod state;
 mod stream;
 mod vm;

@@ -1,0 +1,112 @@
+//! The dry run (`xcluster-sim`) against the real filter, with the example in `dry-run/`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use xcluster_host_sim::dryrun::{self, Report};
+use xcluster_host_sim::profile::Profile;
+
+fn example() -> (serde_json::Value, Profile) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dry-run");
+    let config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reviews.json")).unwrap()).unwrap();
+    let path = dir.join("profile.yaml");
+    let profile = Profile::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    (config, profile)
+}
+
+fn key(d: &str, t: &str) -> (String, String) {
+    (d.to_string(), t.to_string())
+}
+
+#[test]
+fn the_example_run_denies_strangers_and_fails_over() {
+    let (config, mut profile) = example();
+    profile.requests = 800;
+    let report: Report = dryrun::run(common::wasm(), &config, &profile).unwrap();
+    assert_eq!(report.forwarded, 720);
+    assert_eq!(report.replies.get("403 access denied"), Some(&80));
+    assert_eq!(
+        report.denials.get(&key("reviews", "not_allowed")),
+        Some(&80)
+    );
+    assert!(report.dry_run_denials.is_empty());
+    let local = &report.targets[&key("reviews", "cluster-1")];
+    let remote = &report.targets[&key("reviews", "cluster-2")];
+    assert_eq!((local.tier.as_str(), remote.tier.as_str()), ("0", "2"));
+    assert_eq!(local.requests + remote.requests, 720);
+    assert!(local.upstream_errors >= 5, "{report}");
+    assert_eq!(report.ejections.get(&key("reviews", "cluster-1")), Some(&1));
+    assert_eq!(report.failovers, remote.requests);
+    assert!(report.request_instructions.min > 0);
+    assert!(report.stream_instructions.mean() >= report.request_instructions.mean());
+    // Deterministic: the same inputs give the same report.
+    assert_eq!(
+        dryrun::run(common::wasm(), &config, &profile).unwrap(),
+        report
+    );
+}
+
+#[test]
+fn the_cli_prints_the_table_and_explains_bad_input() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dry-run");
+    let wasm = xcluster_host_sim::filter_wasm().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xcluster-sim"))
+            .arg("--wasm")
+            .arg(&wasm)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--config",
+        "reviews.json",
+        "--profile",
+        "profile.yaml",
+        "--requests",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("100 requests, 2 worker(s), seed 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("local reply 403 access denied        10  10.0%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wasm instructions per request: on_request_headers min "),
+        "{text}"
+    );
+
+    let bad = std::env::temp_dir().join(format!("xcluster-sim-bad-{}.yaml", std::process::id()));
+    std::fs::write(&bad, "requests: 5\ntraffic:\n  - host: h\n    methd: GET\n").unwrap();
+    let out = run(&[
+        "--config",
+        "reviews.json",
+        "--profile",
+        bad.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&bad).unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(bad.to_str().unwrap()) && err.contains("methd"),
+        "{err}"
+    );
+
+    let out = run(&["--config", "profile.yaml", "--profile", "profile.yaml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("profile.yaml"), "{err}");
+}
