@@ -222,7 +222,10 @@ impl Envoy {
     pub fn start_config(name: &str, config: &str) -> Result<Self, StartFailure> {
         let mut envoy = Self::spawn_config(name, config).map_err(|e| StartFailure {
             status: None,
-            log: format!("cannot spawn {}: {e}", crate::envoy_bin().display()),
+            log: format!(
+                "cannot spawn {}: {e} (run `make setup`, or set ENVOY_BIN)",
+                crate::envoy_bin().display()
+            ),
         })?;
         envoy.wait_ready(READY_DEADLINE)?;
         Ok(envoy)
