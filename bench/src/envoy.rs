@@ -1,0 +1,400 @@
+//! The four arms as Envoy bootstraps, and an Envoy process pinned to one CPU with
+//! `--concurrency 1` (the e2e harness's guard runs two workers, unpinned).
+
+use std::fs::{self, File};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use xcluster_e2e::client::Client;
+use xcluster_e2e::envoy::{CLUSTER_HEADER, NO_CLUSTER_BODY, READY_DEADLINE};
+
+use crate::policy;
+
+/// One configuration under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arm {
+    /// (a) no filter, one upstream cluster.
+    Plain,
+    /// (b) the empty proxy-wasm filter, one upstream cluster.
+    Noop,
+    /// (c) native RBAC with this many rules, `weighted_clusters` 75/15/10, Envoy outlier
+    /// detection on the three clusters.
+    Native(usize),
+    /// (d) xcluster with this many rules (authorization, weighted split, outlier tracking).
+    Xcluster(usize),
+}
+
+impl Arm {
+    /// Short id: `a`, `b`, `c10`, `d10000`.
+    pub fn id(&self) -> String {
+        match self {
+            Arm::Plain => "a".into(),
+            Arm::Noop => "b".into(),
+            Arm::Native(n) => format!("c{n}"),
+            Arm::Xcluster(n) => format!("d{n}"),
+        }
+    }
+
+    /// Human label.
+    pub fn label(&self) -> String {
+        match self {
+            Arm::Plain => "(a) Envoy, no filter".into(),
+            Arm::Noop => "(b) empty wasm filter".into(),
+            Arm::Native(n) => format!("(c) native RBAC + weighted_clusters, {n} rules"),
+            Arm::Xcluster(n) => format!("(d) xcluster, {n} rules"),
+        }
+    }
+
+    /// Authorization rules of the arm (0 for (a) and (b)).
+    pub fn rules(&self) -> usize {
+        match self {
+            Arm::Plain | Arm::Noop => 0,
+            Arm::Native(n) | Arm::Xcluster(n) => *n,
+        }
+    }
+}
+
+/// The modules the wasm arms load.
+#[derive(Debug, Clone)]
+pub struct Modules {
+    /// The empty filter (arm b).
+    pub noop: PathBuf,
+    /// xcluster (arm d).
+    pub xcluster: PathBuf,
+}
+
+fn wasm_filter(name: &str, module: &Path, configuration: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": name,
+                "fail_open": false,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": configuration
+                },
+                "vm_config": {
+                    "vm_id": name,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": module.to_string_lossy() } }
+                }
+            }
+        }
+    })
+}
+
+fn cluster(name: &str, upstream: SocketAddr, outlier: Option<Value>) -> Value {
+    let mut c = json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": {
+                "address": upstream.ip().to_string(), "port_value": upstream.port()
+            }}}}]}]
+        }
+    });
+    if let Some(o) = outlier {
+        c["outlier_detection"] = o;
+    }
+    c
+}
+
+/// The bootstrap of `arm`: one plaintext listener `bench` on a free loopback port, admin
+/// on another, every cluster pointing at `upstream`.
+pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
+    let router = json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    });
+    let to_c0 = json!({ "match": { "prefix": "/" }, "route": { "cluster": "c0" } });
+    let three = |outlier: Option<Value>| -> Vec<Value> {
+        policy::TARGETS
+            .iter()
+            .map(|(name, _)| cluster(name, upstream, outlier.clone()))
+            .collect()
+    };
+    let (filters, routes, clusters) = match arm {
+        Arm::Plain => (vec![], vec![to_c0], vec![cluster("c0", upstream, None)]),
+        Arm::Noop => (
+            vec![wasm_filter("noop", &modules.noop, "")],
+            vec![to_c0],
+            vec![cluster("c0", upstream, None)],
+        ),
+        Arm::Native(n) => (
+            vec![policy::rbac_filter(n)],
+            vec![json!({ "match": { "prefix": "/" }, "route": policy::weighted_route() })],
+            three(Some(policy::native_outlier_detection())),
+        ),
+        Arm::Xcluster(n) => {
+            let config = serde_json::to_string(&policy::xcluster_config(n)).unwrap_or_default();
+            (
+                vec![wasm_filter("xcluster", &modules.xcluster, &config)],
+                vec![
+                    json!({
+                        "match": { "prefix": "/", "headers": [{ "name": CLUSTER_HEADER, "present_match": true }] },
+                        "route": { "cluster_header": CLUSTER_HEADER }
+                    }),
+                    json!({
+                        "match": { "prefix": "/" },
+                        "direct_response": { "status": 404, "body": { "inline_string": NO_CLUSTER_BODY } }
+                    }),
+                ],
+                three(None),
+            )
+        }
+    };
+    let mut http_filters = filters;
+    http_filters.push(router);
+    let hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "bench",
+        "route_config": {
+            "name": "bench",
+            "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]
+        },
+        "http_filters": http_filters
+    });
+    json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "bench",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": hcm
+                }]}]
+            }],
+            "clusters": clusters
+        }
+    })
+}
+
+/// A running Envoy pinned to one CPU with one worker; killed when dropped.
+pub struct PinnedEnvoy {
+    child: Child,
+    dir: PathBuf,
+    admin: SocketAddr,
+    listener: SocketAddr,
+    /// Time from spawn until `/ready` answered 200.
+    pub ready_after: Duration,
+}
+
+impl PinnedEnvoy {
+    /// Writes `bootstrap` to `dir`, runs `taskset -c <cpu> envoy --concurrency 1` and
+    /// waits (bounded) until it is ready.
+    pub fn start(envoy: &Path, dir: &Path, bootstrap: &Value, cpu: u32) -> io::Result<Self> {
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        fs::create_dir_all(dir)?;
+        let config = dir.join("envoy.json");
+        fs::write(&config, format!("{bootstrap:#}"))?;
+        let log = File::create(dir.join("envoy.log"))?;
+        let begin = Instant::now();
+        let mut child = Command::new("taskset")
+            .args(["-c", &cpu.to_string()])
+            .arg(envoy)
+            .arg("-c")
+            .arg(&config)
+            .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
+            .arg("--admin-address-path")
+            .arg(dir.join("admin.txt"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let ready = xcluster_e2e::wait_for(READY_DEADLINE, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            let admin: SocketAddr = fs::read_to_string(dir.join("admin.txt"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            let resp = Client::plain(admin).get("localhost", "/ready").ok()?;
+            (resp.status == 200).then_some(Ok(admin))
+        });
+        let ready_after = begin.elapsed();
+        let log_text = || fs::read_to_string(dir.join("envoy.log")).unwrap_or_default();
+        let admin = match ready {
+            Some(Ok(admin)) => admin,
+            Some(Err(status)) => {
+                return Err(io::Error::other(format!(
+                    "envoy exited ({status}); log:\n{}",
+                    log_text()
+                )))
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::other(format!(
+                    "envoy not ready within {READY_DEADLINE:?}; log:\n{}",
+                    log_text()
+                )));
+            }
+        };
+        let mut envoy = Self {
+            child,
+            dir: dir.to_path_buf(),
+            admin,
+            listener: admin,
+            ready_after,
+        };
+        envoy.listener = envoy.find_listener()?;
+        Ok(envoy)
+    }
+
+    fn find_listener(&self) -> io::Result<SocketAddr> {
+        let resp = Client::plain(self.admin).get("localhost", "/listeners?format=json")?;
+        let doc: Value = serde_json::from_str(&resp.body)?;
+        let sock = &doc["listener_statuses"][0]["local_address"]["socket_address"];
+        match (sock["address"].as_str(), sock["port_value"].as_u64()) {
+            (Some(ip), Some(port)) => format!("{ip}:{port}")
+                .parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            _ => Err(io::Error::other(format!("no listener in {}", resp.body))),
+        }
+    }
+
+    /// The gateway listener.
+    pub fn listener(&self) -> SocketAddr {
+        self.listener
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// Resident memory (`VmRSS`) in KiB.
+    pub fn rss_kib(&self) -> io::Result<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other("no VmRSS in /proc/<pid>/status"))
+    }
+
+    /// A counter from the admin `/stats` (0 when absent).
+    pub fn counter(&self, name: &str) -> io::Result<u64> {
+        let resp = Client::plain(self.admin).get(
+            "localhost",
+            &format!("/stats?format=json&filter=^{}$", name.replace('.', "\\.")),
+        )?;
+        let doc: Value = serde_json::from_str(&resp.body)?;
+        Ok(doc["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["value"].as_u64())
+            .unwrap_or(0))
+    }
+}
+
+impl Drop for PinnedEnvoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Envoy (`-l info`) timestamps every line to the millisecond. Returns the timestamps
+/// (ms since midnight) of the lines containing `needle`, in order.
+pub fn log_times(log: &str, needle: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(log_time_ms)
+        .collect()
+}
+
+/// The timestamp of an Envoy log line `[YYYY-MM-DD HH:MM:SS.mmm][...` in ms since midnight.
+pub fn log_time_ms(line: &str) -> Option<u64> {
+    let stamp = line.strip_prefix('[')?.split(']').next()?;
+    let time = stamp.split(' ').nth(1)?;
+    let (hms, ms) = time.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms.parse::<u64>().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modules() -> Modules {
+        Modules {
+            noop: "/m/noop.wasm".into(),
+            xcluster: "/m/x.wasm".into(),
+        }
+    }
+
+    #[test]
+    fn arms_render_their_filters_and_clusters() {
+        let up: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let filters = |arm| {
+            let b = bootstrap(arm, &modules(), up);
+            let hcm = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"];
+            let names: Vec<String> = hcm["http_filters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect();
+            let clusters = b["static_resources"]["clusters"].as_array().unwrap().len();
+            (names, clusters)
+        };
+        assert_eq!(
+            filters(Arm::Plain),
+            (vec!["envoy.filters.http.router".into()], 1)
+        );
+        assert_eq!(filters(Arm::Noop).0[0], "envoy.filters.http.wasm");
+        assert_eq!(
+            filters(Arm::Native(10)),
+            (
+                vec![
+                    "envoy.filters.http.rbac".into(),
+                    "envoy.filters.http.router".into()
+                ],
+                3
+            )
+        );
+        assert_eq!(filters(Arm::Xcluster(10)).1, 3);
+        let b = bootstrap(Arm::Xcluster(10), &modules(), up);
+        let value = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap();
+        assert!(value.contains("\"trusted_header\":\"x-caller\""));
+        let b = bootstrap(Arm::Native(10), &modules(), up);
+        assert!(b["static_resources"]["clusters"][2]["outlier_detection"].is_object());
+    }
+
+    #[test]
+    fn parses_envoy_log_timestamps() {
+        let line = "[2026-11-22 00:31:02.457][123][info][wasm] wasm log xcluster: configured";
+        assert_eq!(log_time_ms(line), Some(((31 * 60) + 2) * 1000 + 457));
+        assert_eq!(log_time_ms("garbage"), None);
+        let log = format!("{line}\n[2026-11-22 00:31:02.500][1][info][main] x\n{line}");
+        assert_eq!(log_times(&log, "configured").len(), 2);
+    }
+}

@@ -1,0 +1,648 @@
+//! `xcluster-bench`: runs the whole benchmark (see the crate docs) and writes
+//! `bench/results.json` and `docs/benchmarks.md`. `make bench` runs it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use clap::Parser;
+use xcluster_bench::envoy::{self, Arm, Modules, PinnedEnvoy};
+use xcluster_bench::policy::{self, CALLER, CALLER_HEADER};
+use xcluster_bench::report::{
+    self, ArmResult, Machine, Memory, Ratio, Results, Settings, Split, Startup, Target, Versions,
+    WasmSizes,
+};
+use xcluster_bench::sim::{self, RequestKind};
+use xcluster_bench::stats::{median, ratio};
+use xcluster_bench::wrk::{self, Load, Summary};
+use xcluster_e2e::client::Client;
+use xcluster_e2e::upstream::Upstream;
+
+/// Benchmark xcluster against native Envoy (project issue #5).
+#[derive(Parser, Debug)]
+struct Args {
+    /// Rounds; each measures every arm and request kind once.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Warm-up seconds before each run.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// wrk connections.
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    /// Policy sizes (authorization rules) of arms (c) and (d).
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
+    rules: Vec<usize>,
+    /// CPU for Envoy.
+    #[arg(long, default_value_t = 0)]
+    envoy_cpu: u32,
+    /// CPU for wrk, the upstream and this program.
+    #[arg(long, default_value_t = 1)]
+    load_cpu: u32,
+    /// Requests per kind and policy size in host-sim.
+    #[arg(long, default_value_t = 20)]
+    sim_requests: usize,
+    /// The binaryen optimizer.
+    #[arg(long, default_value = "wasm-opt")]
+    wasm_opt: PathBuf,
+    /// Where to write the JSON results (relative to the workspace root).
+    #[arg(long, default_value = "bench/results.json")]
+    json: PathBuf,
+    /// Where to write the Markdown report (relative to the workspace root).
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    markdown: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xcluster-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn root() -> &'static Path {
+    xcluster_e2e::repo_root()
+}
+
+/// Runs a command and returns its trimmed stdout (or stderr when stdout is empty).
+fn capture(program: &str, args: &[&str]) -> Result<String, Error> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let text = if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    };
+    Ok(String::from_utf8_lossy(text).trim().to_string())
+}
+
+fn load_average() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn build_modules() -> Result<Modules, Error> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "-p",
+            "xcluster-filter",
+            "-p",
+            "xcluster-bench-noop",
+        ])
+        .status()?;
+    if !status.success() {
+        return Err(format!("building the wasm modules failed: {status}").into());
+    }
+    let dir = xcluster_e2e::target_dir().join("wasm32-wasip1/release");
+    Ok(Modules {
+        noop: dir.join("xcluster_bench_noop.wasm"),
+        xcluster: dir.join("xcluster_filter.wasm"),
+    })
+}
+
+fn wasm_sizes(args: &Args, modules: &Modules, work: &Path) -> Result<(WasmSizes, String), Error> {
+    let optimized = work.join("xcluster_filter.oz.wasm");
+    let status = Command::new(&args.wasm_opt)
+        .arg("-Oz")
+        .arg("--enable-bulk-memory")
+        .arg("--enable-sign-ext")
+        .arg("--enable-mutable-globals")
+        .arg("--enable-nontrapping-float-to-int")
+        .arg(&modules.xcluster)
+        .arg("-o")
+        .arg(&optimized)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", args.wasm_opt.display()))?;
+    if !status.success() {
+        return Err(format!("wasm-opt failed: {status}").into());
+    }
+    let version = capture(&args.wasm_opt.to_string_lossy(), &["--version"])?;
+    Ok((
+        WasmSizes {
+            xcluster: fs::metadata(&modules.xcluster)?.len(),
+            xcluster_wasm_opt_oz: fs::metadata(&optimized)?.len(),
+            noop: fs::metadata(&modules.noop)?.len(),
+        },
+        version,
+    ))
+}
+
+/// One measured (arm, kind): its Envoy and the wrk script.
+struct Case {
+    arm: Arm,
+    kind: RequestKind,
+    script: PathBuf,
+    runs: Vec<Summary>,
+}
+
+fn expected_status(arm: Arm, kind: RequestKind) -> u16 {
+    kind.status(arm.rules())
+}
+
+fn main_arms(rules: &[usize]) -> Vec<Arm> {
+    let mut arms = vec![Arm::Plain, Arm::Noop];
+    for &n in rules {
+        arms.push(Arm::Native(n));
+        arms.push(Arm::Xcluster(n));
+    }
+    arms
+}
+
+fn verify(envoy: &PinnedEnvoy, arm: Arm, kind: RequestKind) -> Result<(), Error> {
+    let path = kind.path(arm.rules());
+    let resp = Client::plain(envoy.listener()).request(
+        "GET",
+        "bench.local",
+        &path,
+        &[(CALLER_HEADER, CALLER)],
+    )?;
+    let want = expected_status(arm, kind);
+    if resp.status != want {
+        return Err(format!(
+            "{} {}: GET {path} answered {} {:?}, want {want}",
+            arm.id(),
+            kind.name(),
+            resp.status,
+            resp.body
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn configure_log_ms(log: &str) -> Vec<u64> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("xcluster: configured") || i == 0 {
+            continue;
+        }
+        if let (Some(end), Some(begin)) = (
+            envoy::log_time_ms(line),
+            lines[..i].iter().rev().find_map(|l| envoy::log_time_ms(l)),
+        ) {
+            out.push(end.saturating_sub(begin));
+        }
+    }
+    out
+}
+
+fn run(args: &Args) -> Result<(), Error> {
+    // Pin this program (and the upstream's threads it spawns) to the load CPU.
+    let pid = std::process::id().to_string();
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", &args.load_cpu.to_string(), &pid])
+        .output()?;
+    if !pinned.status.success() {
+        return Err("taskset cannot pin the benchmark (is util-linux installed?)".into());
+    }
+    let work = xcluster_e2e::target_dir().join("bench");
+    fs::create_dir_all(&work)?;
+    let envoy_bin = xcluster_e2e::envoy_bin();
+
+    eprintln!("== building the wasm modules");
+    let modules = build_modules()?;
+    let (wasm, wasm_opt_version) = wasm_sizes(args, &modules, &work)?;
+    eprintln!(
+        "xcluster.wasm {} bytes, after wasm-opt -Oz {} bytes; noop.wasm {} bytes",
+        wasm.xcluster, wasm.xcluster_wasm_opt_oz, wasm.noop
+    );
+
+    eprintln!("== host-sim: instructions per request");
+    let noop_host = sim::load(&modules.noop)?;
+    let noop_instructions = sim::floor(&noop_host, args.sim_requests)?;
+    eprintln!("empty filter: {noop_instructions} instructions/request");
+    let host = sim::load(&modules.xcluster)?;
+    let mut instructions = Vec::new();
+    for n in std::iter::once(0).chain(args.rules.iter().copied()) {
+        let cost = sim::measure(&host, n, args.sim_requests, 3)?;
+        eprintln!(
+            "{n:>6} rules: allowed {:?}, denied {:?}, configure {} instructions, {:.1} ms (wasmi)",
+            cost.request(RequestKind::Allowed).map(|c| c.total),
+            cost.request(RequestKind::Denied).map(|c| c.total),
+            cost.configure_instructions,
+            cost.configure_ms_wasmi
+        );
+        instructions.push(cost);
+    }
+    let breakdown = sim::breakdown(&host, args.sim_requests)?;
+    for b in &breakdown {
+        eprintln!(
+            "{:>8} request headers, {:>6} response headers, {:>8} total: {}",
+            b.request_headers, b.response_headers, b.total, b.scenario
+        );
+    }
+    drop(host);
+
+    let load = Load {
+        connections: args.connections,
+        threads: 1,
+        duration: Duration::from_secs(args.duration),
+        cpu: args.load_cpu,
+    };
+    let warmup = Duration::from_secs(args.warmup);
+    let upstream = Upstream::start("bench")?;
+    let upstream_addr: SocketAddr = upstream.addr();
+
+    eprintln!("== upstream alone");
+    let direct_script = work.join("direct.lua");
+    fs::write(&direct_script, wrk::script("/", &[]))?;
+    wrk::run(&load, upstream_addr, &direct_script, warmup)?;
+    let direct = wrk::run(&load, upstream_addr, &direct_script, load.duration)?;
+    eprintln!("upstream direct: {:.0} req/s", direct.rps());
+
+    eprintln!("== starting Envoys");
+    let arms = main_arms(&args.rules);
+    let mut envoys: BTreeMap<String, PinnedEnvoy> = BTreeMap::new();
+    let mut startup = Vec::new();
+    let mut rss_ready = BTreeMap::new();
+    for arm in &arms {
+        let bootstrap = envoy::bootstrap(*arm, &modules, upstream_addr);
+        let e = PinnedEnvoy::start(
+            &envoy_bin,
+            &work.join(format!("envoy-{}", arm.id())),
+            &bootstrap,
+            args.envoy_cpu,
+        )?;
+        let configure = configure_log_ms(&e.log());
+        eprintln!(
+            "{}: ready after {:.0} ms, RSS {} KiB, configure (log) {:?} ms",
+            arm.id(),
+            e.ready_after.as_secs_f64() * 1e3,
+            e.rss_kib()?,
+            configure
+        );
+        rss_ready.insert(arm.id(), e.rss_kib()?);
+        startup.push(Startup {
+            arm: arm.id(),
+            ready_ms: e.ready_after.as_secs_f64() * 1e3,
+            configure_log_ms: configure,
+        });
+        envoys.insert(arm.id(), e);
+    }
+
+    let mut cases = Vec::new();
+    for arm in &arms {
+        let kinds: &[RequestKind] = if arm.rules() == 0 {
+            &[RequestKind::Allowed]
+        } else {
+            &RequestKind::ALL
+        };
+        for &kind in kinds {
+            let e = &envoys[&arm.id()];
+            verify(e, *arm, kind)?;
+            let script = work.join(format!("{}-{}.lua", arm.id(), kind.name()));
+            fs::write(
+                &script,
+                wrk::script(&kind.path(arm.rules()), &[(CALLER_HEADER, CALLER)]),
+            )?;
+            cases.push(Case {
+                arm: *arm,
+                kind,
+                script,
+                runs: Vec::new(),
+            });
+        }
+    }
+
+    let load_before = load_average();
+    let mut problems = Vec::new();
+    for round in 0..args.rounds {
+        eprintln!("== round {}/{}", round + 1, args.rounds);
+        let n = cases.len();
+        for i in 0..n {
+            let case = &mut cases[(i + round * n / args.rounds.max(1)) % n];
+            let e = &envoys[&case.arm.id()];
+            wrk::run(&load, e.listener(), &case.script, warmup)?;
+            let s = wrk::run(&load, e.listener(), &case.script, load.duration)?;
+            let want = expected_status(case.arm, case.kind);
+            let bad_status = if want == 200 {
+                s.status_errors
+            } else {
+                s.requests - s.status_errors.min(s.requests)
+            };
+            if bad_status > 0 || s.socket_errors() > 0 {
+                problems.push(format!(
+                    "{} {} round {}: {bad_status} responses without status {want}, {} socket errors",
+                    case.arm.id(),
+                    case.kind.name(),
+                    round + 1,
+                    s.socket_errors()
+                ));
+            }
+            eprintln!(
+                "{:>7} {:<7} {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs",
+                case.arm.id(),
+                case.kind.name(),
+                s.rps(),
+                s.p50_us,
+                s.p99_us
+            );
+            case.runs.push(s);
+        }
+    }
+    let load_after = load_average();
+
+    let mut memory = Vec::new();
+    for arm in &arms {
+        let e = &envoys[&arm.id()];
+        memory.push(Memory {
+            arm: arm.id(),
+            rss_ready_kib: rss_ready.get(&arm.id()).copied().unwrap_or(0),
+            rss_after_load_kib: e.rss_kib()?,
+        });
+    }
+    let mut split = Vec::new();
+    for arm in arms.iter().filter(|a| a.rules() > 0) {
+        let e = &envoys[&arm.id()];
+        let mut counts = Vec::new();
+        for (c, _) in policy::TARGETS {
+            counts.push((
+                c.to_string(),
+                e.counter(&format!("cluster.{c}.upstream_rq_total"))? as f64,
+            ));
+        }
+        let total: f64 = counts.iter().map(|(_, x)| x).sum();
+        split.push(Split {
+            arm: arm.id(),
+            shares: counts
+                .into_iter()
+                .map(|(c, x)| (c, ratio(x, total)))
+                .collect(),
+        });
+    }
+    drop(envoys);
+    drop(upstream);
+
+    let arm_results: Vec<ArmResult> = cases
+        .iter()
+        .map(|c| {
+            let pick = |f: fn(&Summary) -> f64| median(&c.runs.iter().map(f).collect::<Vec<_>>());
+            ArmResult {
+                arm: c.arm.id(),
+                label: c.arm.label(),
+                rules: c.arm.rules(),
+                kind: c.kind,
+                expected_status: expected_status(c.arm, c.kind),
+                rps: pick(Summary::rps),
+                p50_us: pick(|s| s.p50_us as f64),
+                p99_us: pick(|s| s.p99_us as f64),
+                runs: c.runs.clone(),
+            }
+        })
+        .collect();
+
+    let mut results = Results {
+        date_utc: capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"])?,
+        commit: capture(
+            "git",
+            &[
+                "-C",
+                &root().to_string_lossy(),
+                "describe",
+                "--always",
+                "--dirty",
+            ],
+        )?,
+        machine: Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model: fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("model name"))
+                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+                })
+                .unwrap_or_default(),
+            kernel: capture("uname", &["-sr"])?,
+            load_before,
+            load_after,
+        },
+        versions: Versions {
+            envoy: capture(&envoy_bin.to_string_lossy(), &["--version"])?
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
+                .to_string(),
+            wrk: capture("wrk", &["-v"])?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            rustc: capture("rustc", &["--version"])?,
+            wasm_opt: wasm_opt_version,
+            proxy_wasm_sdk: "proxy-wasm (Rust SDK) 0.2.5".into(),
+        },
+        settings: Settings {
+            envoy_concurrency: 1,
+            envoy_cpu: args.envoy_cpu,
+            load_cpu: args.load_cpu,
+            connections: args.connections,
+            wrk_threads: load.threads,
+            warmup_s: args.warmup,
+            duration_s: args.duration,
+            rounds: args.rounds,
+        },
+        upstream_direct_rps: direct.rps(),
+        arms: arm_results,
+        ratios: Vec::new(),
+        memory,
+        startup,
+        split,
+        wasm,
+        noop_instructions_per_request: noop_instructions,
+        instructions,
+        breakdown,
+        targets: Vec::new(),
+        problems,
+    };
+    results.ratios = ratios(&results, &args.rules);
+    results.targets = targets(&results);
+
+    let closing = closing_note(&results);
+    let json_path = root().join(&args.json);
+    let md_path = root().join(&args.markdown);
+    fs::write(
+        &json_path,
+        format!("{:#}\n", serde_json::to_value(&results)?),
+    )?;
+    fs::write(&md_path, report::markdown(&results, &closing))?;
+    eprintln!("== targets");
+    for t in &results.targets {
+        eprintln!(
+            "{:<60} {:>12.3} {:<10} {}",
+            t.name,
+            t.value,
+            t.bound,
+            if t.met { "met" } else { "NOT MET" }
+        );
+    }
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+fn rps(r: &Results, arm: &str, kind: RequestKind) -> f64 {
+    r.arm(arm, kind).map_or(f64::NAN, |a| a.rps)
+}
+
+fn ratios(r: &Results, rules: &[usize]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for &n in rules {
+        for kind in RequestKind::ALL {
+            let d = rps(r, &format!("d{n}"), kind);
+            out.push(Ratio {
+                rules: n,
+                kind,
+                d_over_a: ratio(d, rps(r, "a", RequestKind::Allowed)),
+                d_over_b: ratio(d, rps(r, "b", RequestKind::Allowed)),
+                d_over_c: ratio(d, rps(r, &format!("c{n}"), kind)),
+            });
+        }
+    }
+    out
+}
+
+fn targets(r: &Results) -> Vec<Target> {
+    let ratio_of = |n: usize, kind: RequestKind, f: fn(&Ratio) -> f64| {
+        r.ratios
+            .iter()
+            .find(|x| x.rules == n && x.kind == kind)
+            .map_or(f64::NAN, f)
+    };
+    let insns = |n: usize| {
+        r.instructions
+            .iter()
+            .find(|c| c.rules == n)
+            .and_then(|c| c.request(RequestKind::Allowed))
+            .map_or(f64::NAN, |c| c.total as f64)
+    };
+    let at_least = |name: String, value: f64, bound: f64| Target {
+        name,
+        value,
+        bound: format!("≥ {bound}"),
+        met: value >= bound,
+    };
+    let at_most = |name: String, value: f64, bound: f64, unit: &str| Target {
+        name,
+        value,
+        bound: format!("< {bound}{unit}"),
+        met: value < bound,
+    };
+    let max_rules = r.instructions.iter().map(|c| c.rules).max().unwrap_or(0);
+    let min_rules = r
+        .instructions
+        .iter()
+        .map(|c| c.rules)
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0);
+    let big_log = r
+        .startup
+        .iter()
+        .find(|s| s.arm == format!("d{max_rules}"))
+        .and_then(|s| s.configure_log_ms.iter().skip(1).copied().max())
+        .map_or(f64::NAN, |x| x as f64);
+    let big_wasmi = r
+        .instructions
+        .iter()
+        .find(|c| c.rules == max_rules)
+        .map_or(f64::NAN, |c| c.configure_ms_wasmi);
+    vec![
+        at_least(
+            format!("throughput d/b at {min_rules} rules (allowed)"),
+            ratio_of(min_rules, RequestKind::Allowed, |x| x.d_over_b),
+            0.95,
+        ),
+        at_least(
+            format!("throughput d/c at {min_rules} rules (allowed)"),
+            ratio_of(min_rules, RequestKind::Allowed, |x| x.d_over_c),
+            0.90,
+        ),
+        at_least(
+            format!("throughput d/c at {min_rules} rules (denied)"),
+            ratio_of(min_rules, RequestKind::Denied, |x| x.d_over_c),
+            0.90,
+        ),
+        at_least(
+            format!("throughput d/c at {max_rules} rules (allowed)"),
+            ratio_of(max_rules, RequestKind::Allowed, |x| x.d_over_c),
+            3.0,
+        ),
+        at_least(
+            format!("throughput d/c at {max_rules} rules (denied)"),
+            ratio_of(max_rules, RequestKind::Denied, |x| x.d_over_c),
+            3.0,
+        ),
+        Target {
+            name: format!("instructions/request {max_rules} rules ÷ {min_rules} rules (allowed)"),
+            value: insns(max_rules) / insns(min_rules),
+            bound: "≤ 2".into(),
+            met: insns(max_rules) <= 2.0 * insns(min_rules),
+        },
+        at_most(
+            format!(
+                "{max_rules}-rule config load in Envoy (V8; configure + VM clone, log timestamps), ms"
+            ),
+            big_log,
+            50.0,
+            " ms",
+        ),
+        at_most(
+            format!("{max_rules}-rule config load in host-sim (wasmi interpreter), ms"),
+            big_wasmi,
+            50.0,
+            " ms",
+        ),
+        at_most(
+            "optimized .wasm (wasm-opt -Oz), KB (1 KB = 1000 bytes)".into(),
+            r.wasm.xcluster_wasm_opt_oz as f64 / 1000.0,
+            300.0,
+            " KB",
+        ),
+    ]
+}
+
+/// The automatic part of the closing note: each unmet target with its figure; the
+/// analysis of what limits it is in `bench/notes.md`, appended after it.
+fn closing_note(r: &Results) -> String {
+    let mut s = String::new();
+    let unmet: Vec<&Target> = r.targets.iter().filter(|t| !t.met).collect();
+    if unmet.is_empty() {
+        s.push_str("Every target is met in this run.\n");
+    } else {
+        s.push_str("Targets **not met** in this run:\n\n");
+        for t in unmet {
+            s.push_str(&format!(
+                "- {}: measured {:.3}, target {}.\n",
+                t.name, t.value, t.bound
+            ));
+        }
+    }
+    if let Ok(notes) = fs::read_to_string(root().join("bench/notes.md")) {
+        s.push('\n');
+        s.push_str(&notes);
+    }
+    s
+}

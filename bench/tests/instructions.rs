@@ -1,0 +1,79 @@
+//! The deterministic companion of `make bench`: the filter's wasm instructions per request
+//! (wasmi fuel in host-sim) at 10, 1,000 and 10,000 authorization rules must stay within
+//! a budget, and the 10,000-rule cost within 2 × the 10-rule cost, so a regression fails
+//! CI even on a noisy machine. The budgets are the measured figures plus about 25 %.
+
+use xcluster_bench::sim::{self, RequestKind, SimCost};
+
+/// (rules, allowed budget, denied budget, on_configure budget), in wasm instructions.
+const BUDGETS: [(usize, u64, u64, u64); 3] = [
+    (10, 140_000, 72_000, 3_900_000),
+    (1_000, 147_000, 82_000, 305_000_000),
+    (10_000, 154_000, 80_000, 3_100_000_000),
+];
+
+/// Requests per kind and policy size.
+const REQUESTS: usize = 20;
+
+fn per_request(cost: &SimCost, kind: RequestKind) -> u64 {
+    cost.request(kind).map(|r| r.total).unwrap()
+}
+
+#[test]
+fn instructions_per_request_stay_within_budget_and_do_not_grow_with_rules() {
+    let wasm = xcluster_host_sim::filter_wasm().unwrap();
+    let host = sim::load(&wasm).unwrap();
+    let mut costs = Vec::new();
+    for (rules, allowed, denied, configure) in BUDGETS {
+        let cost = sim::measure(&host, rules, REQUESTS, 1).unwrap();
+        let (a, d) = (
+            per_request(&cost, RequestKind::Allowed),
+            per_request(&cost, RequestKind::Denied),
+        );
+        println!(
+            "{rules:>6} rules: allowed {a} (budget {allowed}), denied {d} (budget {denied}), \
+             on_configure {} (budget {configure}) instructions",
+            cost.configure_instructions
+        );
+        costs.push((
+            rules,
+            a,
+            d,
+            cost.configure_instructions,
+            allowed,
+            denied,
+            configure,
+        ));
+    }
+    for (rules, a, d, c, allowed, denied, configure) in &costs {
+        assert!(
+            a <= allowed,
+            "{rules} rules: allowed request costs {a} > budget {allowed}"
+        );
+        assert!(
+            d <= denied,
+            "{rules} rules: denied request costs {d} > budget {denied}"
+        );
+        assert!(
+            c <= configure,
+            "{rules} rules: on_configure costs {c} > budget {configure}"
+        );
+    }
+    let (small, large) = (&costs[0], &costs[costs.len() - 1]);
+    assert!(
+        large.1 <= 2 * small.1,
+        "allowed: {} rules cost {} > 2 × {} ({} rules)",
+        large.0,
+        large.1,
+        small.1,
+        small.0
+    );
+    assert!(
+        large.2 <= 2 * small.2,
+        "denied: {} rules cost {} > 2 × {} ({} rules)",
+        large.0,
+        large.2,
+        small.2,
+        small.0
+    );
+}
