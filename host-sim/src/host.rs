@@ -20,7 +20,8 @@ use crate::vm::{CallbackScope, HttpCallResponse, SharedCore, VmCore, VmData, ROO
 pub struct HostOptions {
     /// Seed of WASI `random_get` (each VM derives its own stream from it).
     pub seed: u64,
-    /// Envoy's log level: lines below it are dropped, and `proxy_get_log_level` returns it.
+    /// Envoy's log level: lines below it are dropped, and `proxy_get_log_level` returns it
+    /// (default trace, so tests see every line).
     pub log_level: LogLevel,
     /// Fuel (≈ wasm instructions) one callback may use before it traps as a runaway.
     pub fuel_per_callback: u64,

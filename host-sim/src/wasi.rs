@@ -159,6 +159,10 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         },
     )?;
     linker.func_wrap(M, "random_get", |mut c: Ctx, buf: u32, len: u32| -> Ret {
+        let size = c.data().memory.map_or(0, |m| m.data_size(&c));
+        if (buf as usize).saturating_add(len as usize) > size {
+            return Ok(EFAULT);
+        }
         let mut bytes = vec![0u8; len as usize];
         c.data_mut().fill_random(&mut bytes);
         errno(write(&mut c, buf, &bytes))
