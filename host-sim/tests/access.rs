@@ -356,3 +356,33 @@ fn a_trusted_header_replaces_the_peer_certificate() {
         Some("403 access denied")
     );
 }
+
+#[test]
+fn failover_skips_tiers_the_caller_may_not_reach() {
+    // FailOver: the local target runs as ns/a, a same-zone remote one as ns/b; the caller
+    // may only reach ns/b, so it is served by the remote tier, not denied.
+    let mut remote = target("b", "c2", "ns/b");
+    merge(
+        &mut remote,
+        json!({"locality": {"region": "eu", "zone": "eu-a"}}),
+    );
+    let mut cfg = config(
+        vec![target("a", "c1", "ns/a"), remote],
+        json!({"access": {
+            "mode": "enforce",
+            "route_groups": [group("g", json!([{"name": "all"}]))],
+            "traffic_targets": [tt("tb", "ns/b", &["caller/curl"], json!([{"route_group": "g"}]))],
+        }}),
+    );
+    cfg["destinations"][0]["policy"] = json!("FailOver");
+    let host = new_host();
+    let vm = start(&host, &cfg);
+    let (s, _) = send(&vm, &get("/", &[]), Some(CURL));
+    assert_eq!(routed(&s).as_deref(), Some("b"));
+    let (s, _) = send(
+        &vm,
+        &get("/", &[]),
+        Some("spiffe://cluster.local/ns/x/sa/y"),
+    );
+    assert_eq!(s.local_reply().map(|r| r.status), Some(403));
+}
