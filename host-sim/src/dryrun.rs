@@ -92,6 +92,8 @@ pub struct Report {
     pub request_instructions: Spread,
     /// Instructions of every callback of a request's stream, per request.
     pub stream_instructions: Spread,
+    /// Host calls (VM boundary crossings) of a request's stream, per request.
+    pub host_calls: Spread,
 }
 
 fn parse_decision(value: &str) -> BTreeMap<String, String> {
@@ -292,6 +294,7 @@ pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, Sim
         }
         stream.finish()?;
         report.stream_instructions.add(stream.instructions());
+        report.host_calls.add(stream.host_calls().values().sum());
     }
     report.elapsed = host.elapsed();
     for (dest, tier) in &tiers {
@@ -461,6 +464,14 @@ impl fmt::Display for Report {
             out,
             "\nwasm instructions per request: on_request_headers min {} / mean {} / max {}; whole stream min {} / mean {} / max {}",
             r.min, r.mean(), r.max, s.min, s.mean(), s.max
+        );
+        let h = &self.host_calls;
+        let _ = writeln!(
+            out,
+            "host calls per request: min {} / mean {} / max {}",
+            h.min,
+            h.mean(),
+            h.max
         );
         f.write_str(&out)
     }

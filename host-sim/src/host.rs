@@ -198,6 +198,7 @@ impl Host {
             next_tick_ns: None,
             rng: self.inner.options.seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F),
             done: false,
+            root_host_calls: Default::default(),
         };
         let mut store = Store::new(&self.inner.engine, data);
         store
@@ -574,6 +575,13 @@ impl Vm {
             .data_mut()
             .properties
             .insert(path_key(path), value.into().0);
+    }
+
+    /// Host calls made outside any stream (start-up, root context, ticks), by import name.
+    pub fn root_host_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let core = self.core.borrow();
+        let calls = &core.store.data().root_host_calls;
+        calls.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 
     /// Wasm instructions (fuel) the last callback on this VM executed.

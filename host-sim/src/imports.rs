@@ -21,9 +21,13 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     linker.func_wrap(
         M,
         "proxy_log",
-        |mut c: Ctx, level: u32, p: u32, n: u32| -> Ret { status(log(&mut c, level, p, n)) },
+        |mut c: Ctx, level: u32, p: u32, n: u32| -> Ret {
+            note(&mut c, "proxy_log");
+            status(log(&mut c, level, p, n))
+        },
     )?;
     linker.func_wrap(M, "proxy_get_log_level", |mut c: Ctx, out: u32| -> Ret {
+        note(&mut c, "proxy_get_log_level");
         let level = c.data().host.borrow().log_level as u32;
         status(write_u32(&mut c, out, level))
     })?;
@@ -31,6 +35,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_current_time_nanoseconds",
         |mut c: Ctx, out: u32| -> Ret {
+            note(&mut c, "proxy_get_current_time_nanoseconds");
             let now = c.data().host.borrow().now_ns;
             status(write_u64(&mut c, out, now))
         },
@@ -39,6 +44,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_tick_period_milliseconds",
         |mut c: Ctx, period: u32| -> Ret {
+            note(&mut c, "proxy_set_tick_period_milliseconds");
             let data = c.data_mut();
             let now = data.host.borrow().now_ns;
             data.tick_period_ms = period;
@@ -50,6 +56,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_buffer_bytes",
         |mut c: Ctx, t: u32, start: u32, max: u32, pp: u32, sp: u32| -> Ret {
+            note(&mut c, "proxy_get_buffer_bytes");
             status(get_buffer(&mut c, t, start, max, pp, sp))
         },
     )?;
@@ -57,6 +64,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_buffer_bytes",
         |mut c: Ctx, t: u32, start: u32, size: u32, p: u32, n: u32| -> Ret {
+            note(&mut c, "proxy_set_buffer_bytes");
             status(set_buffer(&mut c, t, start, size, p, n))
         },
     )?;
@@ -64,6 +72,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_header_map_pairs",
         |mut c: Ctx, t: u32, pp: u32, sp: u32| -> Ret {
+            note(&mut c, "proxy_get_header_map_pairs");
             status((|| {
                 let bytes = serialize_pairs(map(&mut c, t)?.pairs());
                 copy_out(&mut c, &bytes, pp, sp)
@@ -74,6 +83,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_header_map_pairs",
         |mut c: Ctx, t: u32, p: u32, n: u32| -> Ret {
+            note(&mut c, "proxy_set_header_map_pairs");
             status((|| {
                 let pairs = deserialize_pairs(&read(&c, p, n)?).ok_or(Status::BadArgument)?;
                 map(&mut c, t)?.set_all(&pairs);
@@ -85,6 +95,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32, pp: u32, sp: u32| -> Ret {
+            note(&mut c, "proxy_get_header_map_value");
             status((|| {
                 let key = read(&c, kp, kn)?;
                 let value = map(&mut c, t)?
@@ -99,6 +110,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_remove_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32| -> Ret {
+            note(&mut c, "proxy_remove_header_map_value");
             status((|| {
                 let key = read(&c, kp, kn)?;
                 map(&mut c, t)?.remove(&key);
@@ -110,6 +122,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_replace_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32, vp: u32, vn: u32| -> Ret {
+            note(&mut c, "proxy_replace_header_map_value");
             status((|| {
                 let (key, value) = (read(&c, kp, kn)?, read(&c, vp, vn)?);
                 map(&mut c, t)?.replace(&key, &value);
@@ -121,6 +134,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_add_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32, vp: u32, vn: u32| -> Ret {
+            note(&mut c, "proxy_add_header_map_value");
             status((|| {
                 let (key, value) = (read(&c, kp, kn)?, read(&c, vp, vn)?);
                 map(&mut c, t)?.add(&key, &value);
@@ -132,8 +146,16 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_property",
         |mut c: Ctx, p: u32, n: u32, pp: u32, sp: u32| -> Ret {
+            note(&mut c, "proxy_get_property");
             status((|| {
                 let path = split_property_path(&read(&c, p, n)?);
+                if let Some(stream) = c.data_mut().stream() {
+                    let dotted: Vec<String> = path
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect();
+                    stream.property_reads.push(dotted.join("."));
+                }
                 let value = property(c.data(), &path).ok_or(Status::NotFound)?;
                 copy_out(&mut c, &value, pp, sp)
             })())
@@ -143,6 +165,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_property",
         |mut c: Ctx, p: u32, n: u32, vp: u32, vn: u32| -> Ret {
+            note(&mut c, "proxy_set_property");
             status((|| {
                 let path = split_property_path(&read(&c, p, n)?);
                 let value = read(&c, vp, vn)?;
@@ -159,6 +182,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_shared_data",
         |mut c: Ctx, kp: u32, kn: u32, pp: u32, sp: u32, cas: u32| -> Ret {
+            note(&mut c, "proxy_get_shared_data");
             status((|| {
                 let key = read(&c, kp, kn)?;
                 let found = {
@@ -174,7 +198,8 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     linker.func_wrap(
         M,
         "proxy_set_shared_data",
-        |c: Ctx, kp: u32, kn: u32, vp: u32, vn: u32, cas: u32| -> Ret {
+        |mut c: Ctx, kp: u32, kn: u32, vp: u32, vn: u32, cas: u32| -> Ret {
+            note(&mut c, "proxy_set_shared_data");
             status((|| {
                 let (key, value) = (read(&c, kp, kn)?, read(&c, vp, vn)?);
                 let data = c.data();
@@ -190,6 +215,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_register_shared_queue",
         |mut c: Ctx, p: u32, n: u32, out: u32| -> Ret {
+            note(&mut c, "proxy_register_shared_queue");
             status((|| {
                 let name = read_string(&c, p, n)?;
                 let data = c.data();
@@ -207,6 +233,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_resolve_shared_queue",
         |mut c: Ctx, vp: u32, vn: u32, p: u32, n: u32, out: u32| -> Ret {
+            note(&mut c, "proxy_resolve_shared_queue");
             status((|| {
                 let (vm_id, name) = (read_string(&c, vp, vn)?, read_string(&c, p, n)?);
                 let id = c.data().host.borrow().find_queue(&vm_id, &name);
@@ -218,6 +245,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_dequeue_shared_queue",
         |mut c: Ctx, id: u32, pp: u32, sp: u32| -> Ret {
+            note(&mut c, "proxy_dequeue_shared_queue");
             status((|| {
                 let item = c.data().host.borrow_mut().dequeue(id)?;
                 copy_out(&mut c, &item, pp, sp)
@@ -227,7 +255,8 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     linker.func_wrap(
         M,
         "proxy_enqueue_shared_queue",
-        |c: Ctx, id: u32, p: u32, n: u32| -> Ret {
+        |mut c: Ctx, id: u32, p: u32, n: u32| -> Ret {
+            note(&mut c, "proxy_enqueue_shared_queue");
             status((|| {
                 let item = read(&c, p, n)?;
                 let result = c.data().host.borrow_mut().enqueue(id, &item);
@@ -236,9 +265,11 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         },
     )?;
     linker.func_wrap(M, "proxy_continue_stream", |mut c: Ctx, t: u32| -> Ret {
+        note(&mut c, "proxy_continue_stream");
         status(stream_op(&mut c, t, true))
     })?;
     linker.func_wrap(M, "proxy_close_stream", |mut c: Ctx, t: u32| -> Ret {
+        note(&mut c, "proxy_close_stream");
         status(stream_op(&mut c, t, false))
     })?;
     linker.func_wrap(
@@ -254,6 +285,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          hn: u32,
          grpc: i32|
          -> Ret {
+            note(&mut c, "proxy_send_local_response");
             status((|| {
                 let details = read_string(&c, dp, dn)?;
                 let body = read(&c, bp, bn)?;
@@ -289,6 +321,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          timeout: u32,
          out: u32|
          -> Ret {
+            note(&mut c, "proxy_http_call");
             status((|| {
                 let upstream = read_string(&c, up, un)?;
                 let headers = deserialize_pairs(&read(&c, hp, hn)?).ok_or(Status::BadArgument)?;
@@ -322,7 +355,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     linker.func_wrap(
         M,
         "proxy_grpc_call",
-        |_: Ctx,
+        |mut c: Ctx,
          _: u32,
          _: u32,
          _: u32,
@@ -335,35 +368,58 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          _: u32,
          _: u32,
          _: u32|
-         -> Ret { Ok(Status::InternalFailure as u32) },
+         -> Ret {
+            note(&mut c, "proxy_grpc_call");
+            Ok(Status::InternalFailure as u32)
+        },
     )?;
     linker.func_wrap(
         M,
         "proxy_grpc_stream",
-        |_: Ctx, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| -> Ret {
+        |mut c: Ctx,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32|
+         -> Ret {
+            note(&mut c, "proxy_grpc_stream");
             Ok(Status::InternalFailure as u32)
         },
     )?;
     linker.func_wrap(
         M,
         "proxy_grpc_send",
-        |_: Ctx, _: u32, _: u32, _: u32, _: u32| -> Ret { Ok(Status::NotFound as u32) },
+        |mut c: Ctx, _: u32, _: u32, _: u32, _: u32| -> Ret {
+            note(&mut c, "proxy_grpc_send");
+            Ok(Status::NotFound as u32)
+        },
     )?;
-    linker.func_wrap(M, "proxy_grpc_cancel", |_: Ctx, _: u32| -> Ret {
+    linker.func_wrap(M, "proxy_grpc_cancel", |mut c: Ctx, _: u32| -> Ret {
+        note(&mut c, "proxy_grpc_cancel");
         Ok(Status::NotFound as u32)
     })?;
-    linker.func_wrap(M, "proxy_grpc_close", |_: Ctx, _: u32| -> Ret {
+    linker.func_wrap(M, "proxy_grpc_close", |mut c: Ctx, _: u32| -> Ret {
+        note(&mut c, "proxy_grpc_close");
         Ok(Status::NotFound as u32)
     })?;
     linker.func_wrap(
         M,
         "proxy_get_status",
-        |_: Ctx, _: u32, _: u32, _: u32| -> Ret { Ok(Status::NotFound as u32) },
+        |mut c: Ctx, _: u32, _: u32, _: u32| -> Ret {
+            note(&mut c, "proxy_get_status");
+            Ok(Status::NotFound as u32)
+        },
     )?;
     linker.func_wrap(
         M,
         "proxy_set_effective_context",
         |mut c: Ctx, id: u32| -> Ret {
+            note(&mut c, "proxy_set_effective_context");
             let data = c.data_mut();
             if id == ROOT_CONTEXT_ID || data.streams.contains_key(&id) {
                 data.effective = id;
@@ -377,6 +433,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_call_foreign_function",
         |mut c: Ctx, np: u32, nn: u32, _ap: u32, _an: u32, _pp: u32, _sp: u32| -> Ret {
+            note(&mut c, "proxy_call_foreign_function");
             status((|| {
                 let name = read_string(&c, np, nn)?;
                 let data = c.data_mut();
@@ -393,6 +450,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         },
     )?;
     linker.func_wrap(M, "proxy_done", |mut c: Ctx| -> Ret {
+        note(&mut c, "proxy_done");
         c.data_mut().done = true;
         Ok(Status::Ok as u32)
     })?;
@@ -400,6 +458,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_define_metric",
         |mut c: Ctx, t: u32, p: u32, n: u32, out: u32| -> Ret {
+            note(&mut c, "proxy_define_metric");
             status((|| {
                 let kind = MetricKind::from_raw(t).ok_or(Status::BadArgument)?;
                 let name = read_string(&c, p, n)?;
@@ -412,6 +471,7 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_metric",
         |mut c: Ctx, id: u32, out: u32| -> Ret {
+            note(&mut c, "proxy_get_metric");
             status((|| {
                 let value = c.data().host.borrow_mut().get_metric(id)?;
                 write_u64(&mut c, out, value)
@@ -421,7 +481,8 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     linker.func_wrap(
         M,
         "proxy_record_metric",
-        |c: Ctx, id: u32, value: u64| -> Ret {
+        |mut c: Ctx, id: u32, value: u64| -> Ret {
+            note(&mut c, "proxy_record_metric");
             let result = c.data().host.borrow_mut().record_metric(id, value);
             Ok(result as u32)
         },
@@ -429,12 +490,23 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     linker.func_wrap(
         M,
         "proxy_increment_metric",
-        |c: Ctx, id: u32, offset: i64| -> Ret {
+        |mut c: Ctx, id: u32, offset: i64| -> Ret {
+            note(&mut c, "proxy_increment_metric");
             let result = c.data().host.borrow_mut().increment_metric(id, offset);
             Ok(result as u32)
         },
     )?;
     Ok(())
+}
+
+/// Counts a host call against the effective context (a stream, or the VM's root).
+fn note(c: &mut Ctx<'_>, name: &'static str) {
+    let data = c.data_mut();
+    let calls = match data.streams.get_mut(&data.effective) {
+        Some(stream) => &mut stream.host_calls,
+        None => &mut data.root_host_calls,
+    };
+    *calls.entry(name).or_default() += 1;
 }
 
 fn check(result: Status) -> HostResult {

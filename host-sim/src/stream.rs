@@ -31,6 +31,8 @@ pub struct HttpStream {
     response_ended: bool,
     finished: bool,
     costs: Vec<CallbackCost>,
+    /// The stream's state once finished (the VM forgets it, the handle keeps it).
+    ended: Option<StreamState>,
 }
 
 impl HttpStream {
@@ -55,6 +57,7 @@ impl HttpStream {
             response_ended: false,
             finished: false,
             costs: Vec::new(),
+            ended: None,
         })
     }
 
@@ -64,6 +67,9 @@ impl HttpStream {
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&StreamState) -> T) -> Option<T> {
+        if let Some(state) = &self.ended {
+            return Some(f(state));
+        }
         let core = self.vm.core.borrow();
         core.store.data().streams.get(&self.id).map(f)
     }
@@ -311,7 +317,7 @@ impl HttpStream {
             self.run(callback, &[self.id])?;
         }
         let mut core = self.vm.core.borrow_mut();
-        core.store.data_mut().streams.remove(&self.id);
+        self.ended = core.store.data_mut().streams.remove(&self.id);
         Ok(())
     }
 
@@ -365,6 +371,24 @@ impl HttpStream {
     /// Whether the filter reset the stream with `proxy_close_stream`.
     pub fn was_reset(&self) -> bool {
         self.with_state(|s| !s.closed.is_empty()) == Some(true)
+    }
+
+    /// Host calls the filter made for this stream, by import name (how often it crossed
+    /// the VM boundary, and for what).
+    pub fn host_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.with_state(|s| {
+            s.host_calls
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Property paths the filter read for this stream (segments joined with `.`), in order.
+    pub fn property_reads(&self) -> Vec<String> {
+        self.with_state(|s| s.property_reads.clone())
+            .unwrap_or_default()
     }
 
     /// Instructions of every callback that ran on this stream, in order.

@@ -2,7 +2,7 @@
 //! metering so every callback reports the wasm instructions it executed.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use wasmi::{Func, Instance, Memory, Store, TypedFunc, Val};
@@ -57,6 +57,10 @@ pub(crate) struct StreamState {
     pub route_cache_cleared: u32,
     pub continued: Vec<StreamType>,
     pub closed: Vec<StreamType>,
+    /// Host calls the filter made in this stream's context, by import name.
+    pub host_calls: BTreeMap<&'static str, u64>,
+    /// Property paths the filter read (segments joined with `.`), in order.
+    pub property_reads: Vec<String>,
 }
 
 /// What the host makes visible only during one callback.
@@ -84,6 +88,8 @@ pub(crate) struct VmData {
     pub next_tick_ns: Option<u64>,
     pub rng: u64,
     pub done: bool,
+    /// Host calls made outside any stream (root context, start-up), by import name.
+    pub root_host_calls: BTreeMap<&'static str, u64>,
 }
 
 impl VmData {

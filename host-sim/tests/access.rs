@@ -386,3 +386,21 @@ fn failover_skips_tiers_the_caller_may_not_reach() {
     );
     assert_eq!(s.local_reply().map(|r| r.status), Some(403));
 }
+
+#[test]
+fn the_peer_identity_is_read_only_when_access_control_needs_it() {
+    let reads = |mode: &str| {
+        let cfg = authz(json!({"mode": mode}));
+        let host = new_host();
+        let vm = start(&host, &cfg);
+        let (mut s, _) = send(&vm, &get("/", &[]), Some(CURL));
+        s.finish().unwrap();
+        s.property_reads()
+            .iter()
+            .filter(|p| *p == "connection.uri_san_peer_certificate")
+            .count()
+    };
+    assert_eq!(reads("permissive"), 0);
+    assert_eq!(reads("enforce"), 1);
+    assert_eq!(reads("dry-run"), 1);
+}

@@ -320,3 +320,32 @@ fn odd_requests_never_trap_the_vm() {
         host.logs()
     );
 }
+
+#[test]
+fn a_routed_request_crosses_the_vm_boundary_a_bounded_number_of_times() {
+    let host = new_host();
+    let vm = start(&host, &one_target());
+    let (mut s, _) = send(&vm, &get("/", &[("x-xcluster-cluster", "evil")]), None);
+    s.response_headers(&[(":status", "200")], true).unwrap();
+    s.finish().unwrap();
+    let calls = s.host_calls();
+    // One bulk read of the request headers, one removal and one write of the cluster
+    // header, one route-cache clear.
+    assert_eq!(
+        calls.get("proxy_get_header_map_pairs"),
+        Some(&1),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.get("proxy_call_foreign_function"),
+        Some(&1),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.get("proxy_get_property"),
+        None,
+        "permissive: no identity read {calls:?}"
+    );
+    let total: u64 = calls.values().sum();
+    assert!(total <= 8, "{total} host calls: {calls:?}");
+}
