@@ -246,10 +246,10 @@ impl RootContext for Root {
             let _ = hostcalls::set_tick_period(TICK);
         }
         log::info!(
-            "xcluster: configured {} routes, {} destinations, access mode {:?}",
+            "xcluster: configured {} routes, {} destinations, access mode {}",
             plugin.policy.routes.routes().len(),
             plugin.policy.destinations.len(),
-            plugin.policy.authorizer.mode()
+            plugin.policy.authorizer.mode().as_str()
         );
         self.plugin = Some(Rc::new(plugin));
         true

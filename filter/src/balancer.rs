@@ -90,12 +90,11 @@ impl Balancer {
             if s.weight > 0 {
                 positive_mask |= bit;
             }
-            match tiers.iter_mut().find(|(t, _)| *t == s.tier) {
-                Some((_, m)) => *m |= bit,
-                None => tiers.push((s.tier, bit)),
+            match tiers.binary_search_by_key(&s.tier, |&(t, _)| t) {
+                Ok(at) => tiers[at].1 |= bit,
+                Err(at) => tiers.insert(at, (s.tier, bit)),
             }
         }
-        tiers.sort_unstable_by_key(|(t, _)| *t);
         Self {
             policy,
             slots,

@@ -120,6 +120,17 @@ pub enum AccessMode {
     DryRun,
 }
 
+impl AccessMode {
+    /// The mode as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permissive => "permissive",
+            Self::Enforce => "enforce",
+            Self::DryRun => "dry-run",
+        }
+    }
+}
+
 /// An SMI `HTTPRouteGroup`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

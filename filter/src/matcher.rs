@@ -131,7 +131,7 @@ pub fn compile_regex(pattern: &str, anchor_end: bool) -> Result<Regex, String> {
     RegexBuilder::new(&anchored)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
+        .map_err(|e| format!("invalid regex \"{pattern}\": {e}"))
 }
 
 /// A host condition.
@@ -154,13 +154,13 @@ impl HostPattern {
         if let Some(suffix) = host.strip_prefix('*') {
             if !suffix.starts_with('.') || suffix.len() < 2 || suffix.contains('*') {
                 return Err(format!(
-                    "host {host:?}: a wildcard must be `*` or `*.<domain>`"
+                    "host \"{host}\": a wildcard must be `*` or `*.<domain>`"
                 ));
             }
             return Ok(Self::Suffix(suffix.to_ascii_lowercase()));
         }
         if host.is_empty() || host.contains(['*', '/', ' ']) {
-            return Err(format!("host {host:?} is not a valid host name"));
+            return Err(format!("host \"{host}\" is not a valid host name"));
         }
         let mut buf = String::new();
         Ok(Self::Exact(normalize_host(host, &mut buf).to_owned()))
@@ -216,7 +216,7 @@ impl MethodSet {
         for m in methods {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
                 return Err(format!(
-                    "method {m:?} must be an upper-case HTTP method or `*`"
+                    "method \"{m}\" must be an upper-case HTTP method or `*`"
                 ));
             }
         }
@@ -298,8 +298,10 @@ impl Route {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    /// Exact host → every route that can match it, in config order.
-    by_host: HashMap<String, Vec<usize>>,
+    /// Exact host → index in `host_routes`.
+    by_host: HashMap<String, u32>,
+    /// Per exact host: every route that can match it, in config order.
+    host_routes: Vec<Vec<usize>>,
     /// Routes with wildcard hosts, in config order, for hosts not in `by_host`.
     wildcard: Vec<usize>,
 }
@@ -307,22 +309,25 @@ pub struct RouteTable {
 impl RouteTable {
     /// Indexes routes (already validated).
     pub fn new(routes: Vec<Route>) -> Self {
-        let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_host: HashMap<String, u32> = HashMap::new();
+        let mut host_routes: Vec<Vec<usize>> = Vec::new();
         for route in &routes {
             for host in &route.hosts {
                 if let HostPattern::Exact(h) = host {
-                    by_host.entry(h.clone()).or_default();
+                    if by_host.contains_key(h) {
+                        continue;
+                    }
+                    by_host.insert(h.clone(), host_routes.len() as u32);
+                    host_routes.push(
+                        routes
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, r)| r.matches_host(h))
+                            .map(|(i, _)| i)
+                            .collect(),
+                    );
                 }
             }
-        }
-        for (host, list) in by_host.iter_mut() {
-            list.extend(
-                routes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.matches_host(host))
-                    .map(|(i, _)| i),
-            );
         }
         let wildcard = routes
             .iter()
@@ -333,6 +338,7 @@ impl RouteTable {
         Self {
             routes,
             by_host,
+            host_routes,
             wildcard,
         }
     }
@@ -345,7 +351,7 @@ impl RouteTable {
     /// The first route matching the request.
     pub fn find(&self, req: &Request<'_>) -> Option<usize> {
         match self.by_host.get(req.host) {
-            Some(candidates) => candidates
+            Some(&at) => self.host_routes[at as usize]
                 .iter()
                 .copied()
                 .find(|&i| self.routes[i].matches_rest(req)),

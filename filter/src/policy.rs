@@ -1,7 +1,7 @@
 //! Phase two of config parsing: validating the wire config and compiling it into the
 //! indexed [`Policy`] the data path runs. Every error names the field path it is about.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::authorizer::{path_test, AccountId, Authorizer, CompiledMatch};
@@ -100,7 +100,11 @@ fn json_path_at(json: &[u8], offset: usize) -> String {
                 }
                 if let Some(Frame::Object { key, in_key: true }) = stack.last_mut() {
                     let end = i.min(json.len());
-                    *key = Some(String::from_utf8_lossy(&json[start..end]).into_owned());
+                    *key = Some(
+                        std::str::from_utf8(&json[start..end])
+                            .unwrap_or("?")
+                            .to_owned(),
+                    );
                 }
             }
             _ => {}
@@ -240,33 +244,27 @@ impl Policy {
         let mut authorizer = Authorizer::new(config.access.mode);
         compile_access(&config.access, &mut authorizer)?;
 
-        let mut dest_index = HashMap::new();
+        let mut dest_index: HashMap<&str, usize> = HashMap::new();
         let mut destinations = Vec::with_capacity(config.destinations.len());
         for (i, d) in config.destinations.iter().enumerate() {
             let path = format!("destinations[{i}]");
             if dest_index.insert(d.name.as_str(), i).is_some() {
-                return Err(ConfigError::new(
-                    format!("{path}.name"),
-                    format!("duplicate destination name {:?}", d.name),
-                ));
+                return Err(duplicate(&path, "destination", &d.name));
             }
             destinations.push(compile_destination(&path, d, &local, &mut authorizer)?);
         }
 
-        let mut names = HashSet::new();
+        let mut names: HashMap<&str, usize> = HashMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
-            if !names.insert(r.name.as_str()) {
-                return Err(ConfigError::new(
-                    format!("{path}.name"),
-                    format!("duplicate route name {:?}", r.name),
-                ));
+            if names.insert(r.name.as_str(), i).is_some() {
+                return Err(duplicate(&path, "route", &r.name));
             }
             let Some(&d) = dest_index.get(r.destination.as_str()) else {
                 return Err(ConfigError::new(
                     format!("{path}.destination"),
-                    format!("no destination named {:?}", r.destination),
+                    format!("no destination named \"{}\"", r.destination),
                 ));
             };
             routes.push(compile_route(&path, r, d, &config.destinations[d])?);
@@ -288,6 +286,13 @@ impl Policy {
     }
 }
 
+fn duplicate(path: &str, what: &str, name: &str) -> ConfigError {
+    ConfigError::new(
+        format!("{path}.name"),
+        format!("duplicate {what} name \"{name}\""),
+    )
+}
+
 fn check_header_name(path: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name
@@ -298,13 +303,19 @@ fn check_header_name(path: &str, name: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::new(
             path,
-            format!("{name:?} is not a lower-case header name"),
+            format!("\"{name}\" is not a lower-case header name"),
         ))
     }
 }
 
-fn non_empty(path: String, value: &str, what: &str) -> Result<(), ConfigError> {
+/// Fails when `value` is blank; the path (`path.field`) is only built on failure.
+fn non_empty(path: &str, field: &str, value: &str, what: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
+        let path = if field.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
         Err(ConfigError::new(path, format!("{what} must not be empty")))
     } else {
         Ok(())
@@ -315,29 +326,24 @@ fn compile_access(
     access: &crate::config::AccessConfig,
     authorizer: &mut Authorizer,
 ) -> Result<(), ConfigError> {
-    // Group name → (match name → match id). Identical matches share one id.
-    let mut groups: HashMap<&str, HashMap<&str, u32>> = HashMap::new();
+    // Group name → index in `group_matches`, which maps match name → match id.
+    // Identical matches share one id.
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    let mut group_matches: Vec<HashMap<&str, usize>> = Vec::new();
     let mut dedup: HashMap<String, u32> = HashMap::new();
     for (g, group) in access.route_groups.iter().enumerate() {
         let gpath = format!("access.route_groups[{g}]");
-        non_empty(format!("{gpath}.name"), &group.name, "name")?;
+        non_empty(&gpath, "name", &group.name, "name")?;
         if groups.contains_key(group.name.as_str()) {
-            return Err(ConfigError::new(
-                format!("{gpath}.name"),
-                format!("duplicate route group name {:?}", group.name),
-            ));
+            return Err(duplicate(&gpath, "route group", &group.name));
         }
-        let mut ids = HashMap::new();
+        let mut ids: HashMap<&str, usize> = HashMap::new();
         for (m, mat) in group.matches.iter().enumerate() {
             let mpath = format!("{gpath}.matches[{m}]");
             if ids.contains_key(mat.name.as_str()) {
-                return Err(ConfigError::new(
-                    format!("{mpath}.name"),
-                    format!("duplicate match name {:?}", mat.name),
-                ));
+                return Err(duplicate(&mpath, "match", &mat.name));
             }
-            let key = serde_json::to_string(&(&mat.path_regex, &mat.methods, &mat.headers))
-                .unwrap_or_default();
+            let key = match_key(mat);
             let id = match dedup.get(&key) {
                 Some(&id) => id,
                 None => {
@@ -347,22 +353,21 @@ fn compile_access(
                     id
                 }
             };
-            ids.insert(mat.name.as_str(), id);
+            ids.insert(mat.name.as_str(), id as usize);
         }
-        groups.insert(group.name.as_str(), ids);
+        groups.insert(group.name.as_str(), group_matches.len());
+        group_matches.push(ids);
     }
 
-    let mut names = HashSet::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
     for (t, tt) in access.traffic_targets.iter().enumerate() {
         let tpath = format!("access.traffic_targets[{t}]");
-        if !names.insert(tt.name.as_str()) {
-            return Err(ConfigError::new(
-                format!("{tpath}.name"),
-                format!("duplicate traffic target name {:?}", tt.name),
-            ));
+        if names.insert(tt.name.as_str(), t).is_some() {
+            return Err(duplicate(&tpath, "traffic target", &tt.name));
         }
         non_empty(
-            format!("{tpath}.destination.name"),
+            &tpath,
+            "destination.name",
             &tt.destination.name,
             "ServiceAccount name",
         )?;
@@ -381,23 +386,26 @@ fn compile_access(
         let mut match_ids = Vec::new();
         for (r, rule) in tt.rules.iter().enumerate() {
             let rpath = format!("{tpath}.rules[{r}]");
-            let Some(group) = groups.get(rule.route_group.as_str()) else {
+            let Some(group) = groups
+                .get(rule.route_group.as_str())
+                .map(|&g| &group_matches[g])
+            else {
                 return Err(ConfigError::new(
                     format!("{rpath}.route_group"),
-                    format!("no route group named {:?}", rule.route_group),
+                    format!("no route group named \"{}\"", rule.route_group),
                 ));
             };
             if rule.matches.is_empty() {
-                match_ids.extend(group.values().copied());
+                match_ids.extend(group.values().map(|&id| id as u32));
             }
             for (k, name) in rule.matches.iter().enumerate() {
                 match group.get(name.as_str()) {
-                    Some(&id) => match_ids.push(id),
+                    Some(&id) => match_ids.push(id as u32),
                     None => {
                         return Err(ConfigError::new(
                             format!("{rpath}.matches[{k}]"),
                             format!(
-                                "route group {:?} has no match named {name:?}",
+                                "route group \"{}\" has no match named \"{name}\"",
                                 rule.route_group
                             ),
                         ))
@@ -410,16 +418,40 @@ fn compile_access(
         let destination = authorizer.account(&tt.destination);
         let mut sources = Vec::with_capacity(tt.sources.len());
         for (s, src) in tt.sources.iter().enumerate() {
-            non_empty(
-                format!("{tpath}.sources[{s}].name"),
-                &src.name,
-                "ServiceAccount name",
-            )?;
+            if src.name.trim().is_empty() {
+                non_empty(
+                    &format!("{tpath}.sources[{s}]"),
+                    "name",
+                    &src.name,
+                    "ServiceAccount name",
+                )?;
+            }
             sources.push(authorizer.account(src));
         }
         authorizer.add_grant(destination, sources, &match_ids);
     }
     Ok(())
+}
+
+/// A key equal for matches with the same conditions (names aside): every part is
+/// length-prefixed, so different conditions never share a key.
+fn match_key(mat: &HttpMatchConfig) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::new();
+    let mut push = |tag: char, part: &str| {
+        let _ = write!(key, "{tag}{}:{part}", part.len());
+    };
+    if let Some(re) = &mat.path_regex {
+        push('p', re);
+    }
+    for m in &mat.methods {
+        push('m', m);
+    }
+    for (name, value) in &mat.headers {
+        push('h', name);
+        push('v', value);
+    }
+    key
 }
 
 fn compile_http_match(
@@ -441,7 +473,7 @@ fn compile_http_match(
     let mut headers = Vec::with_capacity(mat.headers.len());
     for (name, re) in &mat.headers {
         let hpath = format!("{path}.headers.{name}");
-        non_empty(hpath.clone(), name, "header name")?;
+        non_empty(&hpath, "", name, "header name")?;
         let regex = compile_regex(re, true).map_err(|e| ConfigError::new(hpath, e))?;
         headers.push(HeaderCondition {
             name: name.to_ascii_lowercase(),
@@ -482,7 +514,7 @@ fn compile_destination(
     local: &LocalConfig,
     authorizer: &mut Authorizer,
 ) -> Result<Destination, ConfigError> {
-    non_empty(format!("{path}.name"), &d.name, "name")?;
+    non_empty(path, "name", &d.name, "name")?;
     for (h, host) in d.hosts.iter().enumerate() {
         HostPattern::parse(host).map_err(|e| ConfigError::new(format!("{path}.hosts[{h}]"), e))?;
     }
@@ -502,27 +534,21 @@ fn compile_destination(
     if d.targets.iter().all(|t| t.weight == 0) {
         return Err(ConfigError::new(tpath, "all target weights are zero"));
     }
-    let mut names = HashSet::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
     let mut targets = Vec::with_capacity(d.targets.len());
     let mut accounts = Vec::with_capacity(d.targets.len());
     let mut slots = Vec::with_capacity(d.targets.len());
     for (i, t) in d.targets.iter().enumerate() {
         let p = format!("{tpath}[{i}]");
-        non_empty(format!("{p}.name"), &t.name, "name")?;
-        if !names.insert(t.name.as_str()) {
-            return Err(ConfigError::new(
-                format!("{p}.name"),
-                format!("duplicate target name {:?}", t.name),
-            ));
+        non_empty(&p, "name", &t.name, "name")?;
+        if names.insert(t.name.as_str(), i).is_some() {
+            return Err(duplicate(&p, "target", &t.name));
         }
-        non_empty(format!("{p}.cluster"), &t.cluster, "cluster")?;
+        non_empty(&p, "cluster", &t.cluster, "cluster")?;
+        non_empty(&p, "envoy_cluster", &t.envoy_cluster, "envoy_cluster")?;
         non_empty(
-            format!("{p}.envoy_cluster"),
-            &t.envoy_cluster,
-            "envoy_cluster",
-        )?;
-        non_empty(
-            format!("{p}.service_account.name"),
+            &p,
+            "service_account.name",
             &t.service_account.name,
             "ServiceAccount name",
         )?;
@@ -530,7 +556,7 @@ fn compile_destination(
             if a.is_empty() || a.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
                 return Err(ConfigError::new(
                     format!("{p}.authority"),
-                    format!("{a:?} is not a valid authority"),
+                    format!("\"{a}\" is not a valid authority"),
                 ));
             }
         }
@@ -538,7 +564,7 @@ fn compile_destination(
             if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
                 return Err(ConfigError::new(
                     format!("{p}.path_prefix"),
-                    format!("{prefix:?} must be a path starting with `/`"),
+                    format!("\"{prefix}\" must be a path starting with `/`"),
                 ));
             }
         }
@@ -562,7 +588,7 @@ fn compile_destination(
     }
     match &d.sticky {
         Some(StickyConfig::Header(h)) => check_header_name(&format!("{path}.sticky.header"), h)?,
-        Some(StickyConfig::Cookie(c)) => non_empty(format!("{path}.sticky.cookie"), c, "cookie")?,
+        Some(StickyConfig::Cookie(c)) => non_empty(path, "sticky.cookie", c, "cookie")?,
         None => {}
     }
     if let Some(o) = &d.outlier_detection {
@@ -646,7 +672,7 @@ fn compile_route(
 }
 
 fn compile_header(path: &str, h: &HeaderMatchConfig) -> Result<HeaderCondition, ConfigError> {
-    non_empty(format!("{path}.name"), &h.name, "header name")?;
+    non_empty(path, "name", &h.name, "header name")?;
     let value = match (&h.exact, &h.regex) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
