@@ -349,3 +349,26 @@ fn a_routed_request_crosses_the_vm_boundary_a_bounded_number_of_times() {
     let total: u64 = calls.values().sum();
     assert!(total <= 8, "{total} host calls: {calls:?}");
 }
+
+#[test]
+fn star_or_empty_hosts_match_any_host() {
+    let host = new_host();
+    let dests = |hosts: serde_json::Value| {
+        json!({"version": 1, "local": {"cluster": "c1"},
+            "routes": [{"name": "r", "match": {"hosts": hosts}, "destination": "d"}],
+            "destinations": [{"name": "d", "targets": [target("a", "c1", "ns/a")]}]})
+    };
+    for hosts in [json!(["*"]), json!([])] {
+        let vm = start(&host, &dests(hosts.clone()));
+        for authority in ["anything.test", "10.0.0.1:80", "[::1]"] {
+            let mut h = get("/", &[]);
+            h[2].1 = authority.into();
+            let (s, _) = send(&vm, &h, None);
+            assert_eq!(
+                routed(&s).as_deref(),
+                Some("a"),
+                "hosts {hosts} authority {authority}"
+            );
+        }
+    }
+}
