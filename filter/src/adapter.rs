@@ -283,13 +283,16 @@ struct Stream {
 /// The engine's view of the host during one decision.
 struct EngineHost<'a> {
     detectors: &'a [Option<OutlierDetector>],
+    /// The peer SAN, once read (kept for the deny log line).
+    peer_uri_san: Option<Vec<u8>>,
 }
 
 impl engine::Host for EngineHost<'_> {
     fn peer_uri_san(&mut self) -> Option<Vec<u8>> {
-        hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"])
+        self.peer_uri_san = hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"])
             .ok()
-            .flatten()
+            .flatten();
+        self.peer_uri_san.clone()
     }
 
     fn ejected(&self, d: usize) -> u64 {
@@ -309,10 +312,11 @@ fn pseudo<'a>(headers: &[Header<'a>], name: &str) -> &'a str {
 }
 
 impl Stream {
-    fn decide(&self) -> Decision {
+    /// Decides and applies; also returns the caller for the log when access was denied.
+    fn decide(&self) -> (Decision, Option<String>) {
         let policy = &self.plugin.policy;
         let Some(raw) = header_map_bytes(MapType::HttpRequestHeaders) else {
-            return Decision::Pass;
+            return (Decision::Pass, None);
         };
         let headers = parse_header_map(&raw).unwrap_or_default();
         for own in [
@@ -335,22 +339,40 @@ impl Stream {
             &mut host_buf,
         );
         let Ok(detectors) = self.plugin.detectors.try_borrow() else {
-            return Decision::Reply {
+            let decision = Decision::Reply {
                 reason: ReplyReason::NoHealthyTarget,
                 route: None,
             };
+            return (decision, None);
         };
         let mut host = EngineHost {
             detectors: &detectors,
+            peer_uri_san: None,
         };
         let mut rng = self.plugin.rng.replace(Rng::new(0));
         let decision = engine::decide(policy, &req, &mut host, &mut rng);
         self.plugin.rng.set(rng);
         if let Decision::Forward { .. } = decision {
-            let path = pseudo(&headers, ":path");
-            self.apply(&decision, path);
+            self.apply(&decision, pseudo(&headers, ":path"));
         }
-        decision
+        let denied = matches!(
+            decision,
+            Decision::Reply {
+                reason: ReplyReason::Denied(_),
+                ..
+            } | Decision::Forward {
+                access: engine::Access::DryRunDenied(_),
+                ..
+            }
+        );
+        let caller = denied.then(|| {
+            let raw = match &policy.identity.trusted_header {
+                Some(h) => req.header(h),
+                None => host.peer_uri_san.as_deref(),
+            };
+            engine::printable(raw)
+        });
+        (decision, caller)
     }
 
     fn apply(&self, decision: &Decision, path: &str) {
@@ -387,7 +409,8 @@ impl Stream {
         let _ = hostcalls::call_foreign_function("clear_route_cache", Some(&[]));
     }
 
-    fn count(&self, decision: &Decision) {
+    fn count(&self, decision: &Decision, caller: Option<&str>) {
+        let caller = caller.unwrap_or("-");
         let p = &self.plugin;
         match *decision {
             Decision::Pass => bump(p.unmatched),
@@ -402,7 +425,7 @@ impl Stream {
                 if let engine::Access::DryRunDenied(reason) = access {
                     bump(m.dry_run_denied);
                     log::info!(
-                        "xcluster: dry-run deny destination={} reason={}",
+                        "xcluster: dry-run deny destination={} caller={caller} reason={}",
                         p.policy.destinations[destination].name,
                         reason.as_str()
                     );
@@ -418,7 +441,7 @@ impl Stream {
                             crate::authorizer::DenyReason::NotAllowed => m.denied_not_allowed,
                         });
                         log::info!(
-                            "xcluster: deny route={} destination={} reason={}",
+                            "xcluster: deny route={} destination={} caller={caller} reason={}",
                             p.policy.routes.routes()[r].name,
                             p.policy.destinations[d].name,
                             why.as_str()
@@ -436,8 +459,8 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let decision = self.decide();
-        self.count(&decision);
+        let (decision, caller) = self.decide();
+        self.count(&decision, caller.as_deref());
         self.decision = Some(decision);
         if let Decision::Reply { reason, .. } = decision {
             let header = engine::describe(&self.plugin.policy, &decision);

@@ -202,6 +202,26 @@ pub fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
+/// A caller identity as it may appear in a log line: `-` when absent, and never control
+/// characters or unbounded length (it comes from the client or its certificate).
+pub fn printable(raw: Option<&[u8]>) -> String {
+    const MAX: usize = 256;
+    match raw {
+        None | Some([]) => "-".to_owned(),
+        Some(raw) => {
+            let mut out: String = raw
+                .iter()
+                .take(MAX)
+                .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+                .collect();
+            if raw.len() > MAX {
+                out.push_str("...");
+            }
+            out
+        }
+    }
+}
+
 /// `prefix` + `path`, without doubling the `/` between them.
 pub fn join_path(prefix: &str, path: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + path.len() + 1);
@@ -537,6 +557,18 @@ mod tests {
         assert_eq!(cookie_value(b"a=1", b"user"), None);
         assert_eq!(cookie_value(b"user=", b"user"), None);
         assert_eq!(cookie_value(b"", b"user"), None);
+    }
+
+    #[test]
+    fn printable_identities() {
+        assert_eq!(printable(None), "-");
+        assert_eq!(printable(Some(b"")), "-");
+        assert_eq!(
+            printable(Some(b"spiffe://td/ns/a/sa/b")),
+            "spiffe://td/ns/a/sa/b"
+        );
+        assert_eq!(printable(Some(b"a b\n\xff")), "a?b??");
+        assert_eq!(printable(Some(&[b'x'; 300])).len(), 259);
     }
 
     #[test]

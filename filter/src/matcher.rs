@@ -86,7 +86,10 @@ pub fn parse_header_map(buf: &[u8]) -> Option<Vec<Header<'_>>> {
 
 /// Strips the query string (and fragment) from a `:path`.
 pub fn path_without_query(path: &str) -> &str {
-    path.split(['?', '#']).next().unwrap_or(path)
+    match path.bytes().position(|b| b == b'?' || b == b'#') {
+        Some(end) => &path[..end],
+        None => path,
+    }
 }
 
 /// Normalizes an `:authority` for host matching: drops the port (also after an IPv6

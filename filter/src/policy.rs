@@ -217,12 +217,19 @@ impl Policy {
                 ),
             ));
         }
-        let cluster_header = config
-            .cluster_header
-            .unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_owned());
-        check_header_name("cluster_header", &cluster_header)?;
-        if let Some(h) = &config.decision_header {
-            check_header_name("decision_header", h)?;
+        let cluster_header = header_name(
+            "cluster_header",
+            config
+                .cluster_header
+                .as_deref()
+                .unwrap_or(DEFAULT_CLUSTER_HEADER),
+        )?;
+        let decision_header = config
+            .decision_header
+            .as_deref()
+            .map(|h| header_name("decision_header", h))
+            .transpose()?;
+        if let Some(h) = &decision_header {
             if *h == cluster_header {
                 return Err(ConfigError::new(
                     "decision_header",
@@ -230,9 +237,12 @@ impl Policy {
                 ));
             }
         }
-        if let Some(h) = &config.identity.trusted_header {
-            check_header_name("identity.trusted_header", h)?;
-        }
+        let trusted_header = config
+            .identity
+            .trusted_header
+            .as_deref()
+            .map(|h| header_name("identity.trusted_header", h))
+            .transpose()?;
         let given = config.local.unwrap_or_default();
         let local = LocalConfig {
             cluster: given.cluster.or_else(|| node.cluster.clone()),
@@ -272,10 +282,10 @@ impl Policy {
 
         Ok(Self {
             cluster_header,
-            decision_header: config.decision_header,
+            decision_header,
             unmatched: config.unmatched,
             identity: IdentitySource {
-                trusted_header: config.identity.trusted_header,
+                trusted_header,
                 trust_domains: config.identity.trust_domains,
             },
             authorizer,
@@ -293,17 +303,15 @@ fn duplicate(path: &str, what: &str, name: &str) -> ConfigError {
     )
 }
 
-fn check_header_name(path: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
+/// Validates an HTTP header name (an RFC 9110 token) and lower-cases it.
+fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.is_empty() && name.bytes().all(token) {
+        Ok(name.to_ascii_lowercase())
     } else {
         Err(ConfigError::new(
             path,
-            format!("\"{name}\" is not a lower-case header name"),
+            format!("\"{name}\" is not a valid header name"),
         ))
     }
 }
@@ -332,22 +340,23 @@ fn compile_access(
     let mut group_matches: Vec<HashMap<&str, usize>> = Vec::new();
     let mut dedup: HashMap<String, u32> = HashMap::new();
     for (g, group) in access.route_groups.iter().enumerate() {
-        let gpath = format!("access.route_groups[{g}]");
-        non_empty(&gpath, "name", &group.name, "name")?;
+        // Paths are built only for errors: a large policy has many thousands of matches.
+        let gpath = || format!("access.route_groups[{g}]");
+        non_empty(&gpath(), "name", &group.name, "name")?;
         if groups.contains_key(group.name.as_str()) {
-            return Err(duplicate(&gpath, "route group", &group.name));
+            return Err(duplicate(&gpath(), "route group", &group.name));
         }
-        let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut ids: HashMap<&str, usize> = HashMap::with_capacity(group.matches.len());
         for (m, mat) in group.matches.iter().enumerate() {
-            let mpath = format!("{gpath}.matches[{m}]");
+            let mpath = || format!("{}.matches[{m}]", gpath());
             if ids.contains_key(mat.name.as_str()) {
-                return Err(duplicate(&mpath, "match", &mat.name));
+                return Err(duplicate(&mpath(), "match", &mat.name));
             }
             let key = match_key(mat);
             let id = match dedup.get(&key) {
                 Some(&id) => id,
                 None => {
-                    let (literal, compiled) = compile_http_match(&mpath, mat)?;
+                    let (literal, compiled) = compile_http_match(mpath, mat)?;
                     let id = authorizer.add_match(&literal, compiled);
                     dedup.insert(key, id);
                     id
@@ -434,45 +443,54 @@ fn compile_access(
 }
 
 /// A key equal for matches with the same conditions (names aside): every part is
-/// length-prefixed, so different conditions never share a key.
+/// tagged and length-prefixed, so different conditions never share a key.
 fn match_key(mat: &HttpMatchConfig) -> String {
-    use std::fmt::Write as _;
+    fn push(key: &mut String, tag: char, part: &str) {
+        key.push(tag);
+        for shift in (0..32).step_by(4).rev() {
+            let digit = (part.len() >> shift) & 0xf;
+            key.push(char::from(b"0123456789abcdef"[digit]));
+        }
+        key.push_str(part);
+    }
     let mut key = String::new();
-    let mut push = |tag: char, part: &str| {
-        let _ = write!(key, "{tag}{}:{part}", part.len());
-    };
     if let Some(re) = &mat.path_regex {
-        push('p', re);
+        push(&mut key, 'p', re);
     }
     for m in &mat.methods {
-        push('m', m);
+        push(&mut key, 'm', m);
     }
     for (name, value) in &mat.headers {
-        push('h', name);
-        push('v', value);
+        push(&mut key, 'h', name);
+        push(&mut key, 'v', value);
     }
     key
 }
 
 fn compile_http_match(
-    path: &str,
+    path: impl Fn() -> String,
     mat: &HttpMatchConfig,
 ) -> Result<(String, CompiledMatch), ConfigError> {
     let (literal, path_test) = match &mat.path_regex {
         None => (String::new(), crate::authorizer::PathTest::Prefix),
         Some(re) => {
-            let regex = compile_regex(re, false)
-                .map_err(|e| ConfigError::new(format!("{path}.path_regex"), e))?;
             let shape = regex_shape(re);
-            let regex = matches!(shape, RegexShape::Regex(_)).then_some(regex);
+            // A literal (prefix or exact) shape is decided by the trie alone: no regex.
+            let regex = match shape {
+                RegexShape::Regex(_) => Some(
+                    compile_regex(re, false)
+                        .map_err(|e| ConfigError::new(format!("{}.path_regex", path()), e))?,
+                ),
+                RegexShape::Prefix(_) | RegexShape::Exact(_) => None,
+            };
             path_test(shape, regex)
         }
     };
-    let methods =
-        MethodSet::new(&mat.methods).map_err(|e| ConfigError::new(format!("{path}.methods"), e))?;
+    let methods = MethodSet::new(&mat.methods)
+        .map_err(|e| ConfigError::new(format!("{}.methods", path()), e))?;
     let mut headers = Vec::with_capacity(mat.headers.len());
     for (name, re) in &mat.headers {
-        let hpath = format!("{path}.headers.{name}");
+        let hpath = format!("{}.headers.{name}", path());
         non_empty(&hpath, "", name, "header name")?;
         let regex = compile_regex(re, true).map_err(|e| ConfigError::new(hpath, e))?;
         headers.push(HeaderCondition {
@@ -587,7 +605,9 @@ fn compile_destination(
         });
     }
     match &d.sticky {
-        Some(StickyConfig::Header(h)) => check_header_name(&format!("{path}.sticky.header"), h)?,
+        Some(StickyConfig::Header(h)) => {
+            header_name(&format!("{path}.sticky.header"), h)?;
+        }
         Some(StickyConfig::Cookie(c)) => non_empty(path, "sticky.cookie", c, "cookie")?,
         None => {}
     }
@@ -922,9 +942,9 @@ mod tests {
             "unsupported version 2",
         );
         assert_error(
-            |v| v["cluster_header"] = json!("X-Cluster"),
+            |v| v["cluster_header"] = json!("x cluster"),
             "cluster_header",
-            "lower-case header name",
+            "not a valid header name",
         );
         assert_error(
             |v| v["destinations"][0]["policy"] = json!("RoundRobin"),
@@ -970,6 +990,36 @@ mod tests {
             "destinations[0].targets",
             "at most 64",
         );
+    }
+
+    #[test]
+    fn match_keys_separate_conditions() {
+        let m = |re: Option<&str>, methods: &[&str]| HttpMatchConfig {
+            name: "x".into(),
+            path_regex: re.map(str::to_owned),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            headers: Default::default(),
+        };
+        assert_eq!(
+            match_key(&m(Some("/a"), &["GET"])),
+            match_key(&m(Some("/a"), &["GET"]))
+        );
+        assert_ne!(match_key(&m(Some("/a"), &[])), match_key(&m(None, &["/a"])));
+        assert_ne!(
+            match_key(&m(Some("/aGET"), &[])),
+            match_key(&m(Some("/a"), &["GET"]))
+        );
+        assert_ne!(match_key(&m(None, &[])), match_key(&m(Some(""), &[])));
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive() {
+        let mut v = base();
+        v["cluster_header"] = json!("X-Target-Cluster");
+        v["identity"] = json!({"trusted_header": "X-Client-Id"});
+        let p = Policy::from_json(v.to_string().as_bytes(), &LocalConfig::default()).unwrap();
+        assert_eq!(p.cluster_header, "x-target-cluster");
+        assert_eq!(p.identity.trusted_header.as_deref(), Some("x-client-id"));
     }
 
     #[test]

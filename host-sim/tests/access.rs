@@ -104,7 +104,6 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
 }
 
 #[test]
-#[ignore = "filter bug: the deny log line has no caller= field (contract: `xcluster: deny route=.. destination=.. caller=.. reason=..`)"]
 fn the_deny_log_line_names_the_caller() {
     let cfg = enforce_all(json!([{"name": "get", "methods": ["GET"]}]));
     let host = new_host();
