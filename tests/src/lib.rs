@@ -3,12 +3,14 @@
 //!
 //! Pieces: [`upstream`] (the clusters), [`envoy`] (bootstrap rendering and the process
 //! guard), [`client`] (HTTP/1.1 over TCP or rustls), [`pki`] (test CA and SPIFFE
-//! certificates), [`fixture`] (three clusters behind one gateway, outcome tallies) and
-//! [`scenario`] (the demo's plugin configs, kept in one place).
+//! certificates), [`fixture`] (three clusters behind one gateway, outcome tallies),
+//! [`scenario`] (the hand-written plugin configs of the tests, kept in one place) and
+//! [`generated`] (bootstraps from `xcluster-gen envoy`, used by the demo).
 
 pub mod client;
 pub mod envoy;
 pub mod fixture;
+pub mod generated;
 pub mod pki;
 pub mod scenario;
 pub mod upstream;

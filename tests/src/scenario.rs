@@ -1,5 +1,8 @@
-//! The demo's world, in one place: three loopback clusters, the caller identities and
-//! the plugin configs (JSON files under `envoy/demo/`, after seeds 000 and 002).
+//! The e2e tests' world, in one place: three loopback clusters, the caller identities and
+//! hand-written plugin configs (JSON files under `tests/configs/`, after seeds 000 and 002)
+//! that exercise the filter's options directly (decision header, tighter outlier
+//! detection). The demo and `tests/generated.rs` use the generator's output instead (see
+//! [`crate::generated`]).
 //!
 //! The gateway runs in `cluster-2`. `httpbin` runs in `cluster-1` and `cluster-3` as
 //! ServiceAccount `httpbin/httpbin` (reached through their gateways under
@@ -17,7 +20,7 @@ pub const HTTPBIN_HOST: &str = "httpbin.httpbin:8080";
 /// `Host` of the seed-000 split service.
 pub const REVIEWS_HOST: &str = "reviews.bookinfo:9080";
 
-/// Response header the demo configs ask the filter to explain its decision in.
+/// Response header the hand-written configs ask the filter to explain its decision in.
 pub const DECISION_HEADER: &str = "x-xcluster-decision";
 
 /// SPIFFE identity of the seed's `curl` client (allowed by the TrafficTargets).
@@ -54,8 +57,8 @@ macro_rules! config_file {
     ($name:literal) => {
         PluginConfigFile {
             name: $name,
-            path: concat!("envoy/demo/", $name, ".json"),
-            json: include_str!(concat!("../../envoy/demo/", $name, ".json")),
+            path: concat!("tests/configs/", $name, ".json"),
+            json: include_str!(concat!("../configs/", $name, ".json")),
         }
     };
 }
@@ -75,7 +78,7 @@ pub const ENFORCE_LOCAL_ONLY: PluginConfigFile = config_file!("enforce-local-onl
 /// Enforced SMI access: curl may call `httpbin/default` and `httpbin/httpbin` (all clusters).
 pub const ENFORCE: PluginConfigFile = config_file!("enforce");
 
-/// Every demo config.
+/// Every hand-written config.
 pub const ALL: [PluginConfigFile; 7] = [
     LOCALITY_NO_LOCAL,
     FAILOVER_NO_LOCAL,
@@ -97,7 +100,7 @@ mod tests {
     use xcluster_filter::config::PluginConfig;
 
     #[test]
-    fn demo_configs_match_the_wire_format() {
+    fn hand_written_configs_match_the_wire_format() {
         for file in ALL {
             let parsed: Result<PluginConfig, _> = serde_json::from_str(file.json);
             assert!(parsed.is_ok(), "{}: {:?}", file.path, parsed.err());
