@@ -19,9 +19,15 @@ use crate::matcher::{parse_header_map, Header, Request};
 use crate::policy::Policy;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    // A panic traps the VM; leave its message in Envoy's log first.
+    std::panic::set_hook(Box::new(|panic| log(LogLevel::Critical, format_args!("{panic}"))));
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
 }}
+
+/// Logs through the host (Envoy applies its own log level).
+fn log(level: LogLevel, message: std::fmt::Arguments<'_>) {
+    let _ = hostcalls::log(level, &message.to_string());
+}
 
 /// Envoy's tick period for refreshing shared outlier state.
 const TICK: Duration = Duration::from_secs(1);
@@ -191,10 +197,12 @@ impl Plugin {
             }
         }
         let dest = &self.policy.destinations[d];
-        log::warn!(
-            "xcluster: ejected target={} destination={} after status={status}",
-            dest.targets[t].name,
-            dest.name
+        log(
+            LogLevel::Warn,
+            format_args!(
+                "xcluster: ejected target={} destination={} after status={status}",
+                dest.targets[t].name, dest.name
+            ),
         );
         bump(self.destinations[d].ejected[t]);
     }
@@ -228,7 +236,10 @@ impl RootContext for Root {
         let policy = match Policy::from_json(&config, &Self::node_locality()) {
             Ok(p) => p,
             Err(e) => {
-                log::error!("xcluster: invalid plugin config: {e}");
+                log(
+                    LogLevel::Error,
+                    format_args!("xcluster: invalid plugin config: {e}"),
+                );
                 return false;
             }
         };
@@ -245,11 +256,14 @@ impl RootContext for Root {
         {
             let _ = hostcalls::set_tick_period(TICK);
         }
-        log::info!(
-            "xcluster: configured {} routes, {} destinations, access mode {}",
-            plugin.policy.routes.routes().len(),
-            plugin.policy.destinations.len(),
-            plugin.policy.authorizer.mode().as_str()
+        log(
+            LogLevel::Info,
+            format_args!(
+                "xcluster: configured {} routes, {} destinations, access mode {}",
+                plugin.policy.routes.routes().len(),
+                plugin.policy.destinations.len(),
+                plugin.policy.authorizer.mode().as_str()
+            ),
         );
         self.plugin = Some(Rc::new(plugin));
         true
@@ -424,10 +438,13 @@ impl Stream {
                 bump(m.routed[target]);
                 if let engine::Access::DryRunDenied(reason) = access {
                     bump(m.dry_run_denied);
-                    log::info!(
-                        "xcluster: dry-run deny destination={} caller={caller} reason={}",
-                        p.policy.destinations[destination].name,
-                        reason.as_str()
+                    log(
+                        LogLevel::Info,
+                        format_args!(
+                            "xcluster: dry-run deny destination={} caller={caller} reason={}",
+                            p.policy.destinations[destination].name,
+                            reason.as_str()
+                        ),
                     );
                 }
             }
@@ -440,11 +457,14 @@ impl Stream {
                             crate::authorizer::DenyReason::NoIdentity => m.denied_no_identity,
                             crate::authorizer::DenyReason::NotAllowed => m.denied_not_allowed,
                         });
-                        log::info!(
-                            "xcluster: deny route={} destination={} caller={caller} reason={}",
-                            p.policy.routes.routes()[r].name,
-                            p.policy.destinations[d].name,
-                            why.as_str()
+                        log(
+                            LogLevel::Info,
+                            format_args!(
+                                "xcluster: deny route={} destination={} caller={caller} reason={}",
+                                p.policy.routes.routes()[r].name,
+                                p.policy.destinations[d].name,
+                                why.as_str()
+                            ),
                         );
                     }
                     ReplyReason::NoHealthyTarget => bump(m.no_healthy),

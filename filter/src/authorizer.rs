@@ -4,12 +4,12 @@
 //! `pathRegex` in a byte trie, so a request walks its path once and evaluates only the
 //! matches whose prefix it carries, whatever the number of rules.
 
-use std::collections::HashMap;
-
 use regex_lite::Regex;
 
 use crate::config::{AccessMode, ServiceAccountRef};
-use crate::matcher::{HeaderCondition, MethodSet, RegexShape, Request};
+use crate::matcher::{
+    regex_shape, HeaderCondition, Map, MethodSet, RegexCache, RegexShape, Request, REGEX_MAX_LEN,
+};
 
 /// Interned ServiceAccount.
 pub type AccountId = u32;
@@ -21,8 +21,11 @@ pub enum PathTest {
     Prefix,
     /// The path must be exactly the prefix.
     Exact,
-    /// Run the (start-anchored) regex.
+    /// Run the (start-anchored) regex on the whole path.
     Regex(Regex),
+    /// Run the regex on the path after the literal prefix (see
+    /// [`crate::matcher::RegexShape::Regex`]).
+    RegexAfterPrefix(Regex),
 }
 
 /// A compiled HTTPRouteGroup match.
@@ -42,6 +45,10 @@ impl CompiledMatch {
             PathTest::Prefix => true,
             PathTest::Exact => prefix_len == req.path.len(),
             PathTest::Regex(r) => r.is_match(req.path),
+            PathTest::RegexAfterPrefix(r) => req
+                .path
+                .get(prefix_len..)
+                .is_some_and(|rest| r.is_match(rest)),
         };
         path_ok && self.methods.matches(req.method) && self.headers.iter().all(|h| h.matches(req))
     }
@@ -112,14 +119,32 @@ impl MatchIndex {
     }
 }
 
-/// Splits a match's `pathRegex` into the trie prefix and the remaining test.
-pub fn path_test(shape: RegexShape, regex: Option<Regex>) -> (String, PathTest) {
-    match (shape, regex) {
-        (RegexShape::Prefix(p), _) => (p, PathTest::Prefix),
-        (RegexShape::Exact(p), _) => (p, PathTest::Exact),
-        (RegexShape::Regex(p), Some(r)) => (p, PathTest::Regex(r)),
-        (RegexShape::Regex(_), None) => (String::new(), PathTest::Prefix),
+/// Compiles an SMI `pathRegex` into the trie prefix and the test that remains.
+pub fn path_test(pattern: &str, cache: &mut RegexCache) -> Result<(String, PathTest), String> {
+    if pattern.len() > REGEX_MAX_LEN {
+        return Err(format!(
+            "regex is {} bytes long, the limit is {REGEX_MAX_LEN}",
+            pattern.len()
+        ));
     }
+    Ok(match regex_shape(pattern) {
+        RegexShape::Prefix(p) => (p, PathTest::Prefix),
+        RegexShape::Exact(p) => (p, PathTest::Exact),
+        RegexShape::Regex {
+            literal,
+            rest: Some(at),
+        } => {
+            let tail = pattern.get(at..).unwrap_or_default();
+            (
+                literal,
+                PathTest::RegexAfterPrefix(cache.compile(tail, false)?),
+            )
+        }
+        RegexShape::Regex {
+            literal,
+            rest: None,
+        } => (literal, PathTest::Regex(cache.compile(pattern, false)?)),
+    })
 }
 
 /// A compiled TrafficTarget.
@@ -153,7 +178,7 @@ impl DenyReason {
 #[derive(Debug, Clone, Default)]
 pub struct Authorizer {
     mode: AccessMode,
-    accounts: HashMap<String, HashMap<String, AccountId>>,
+    accounts: Map<String, Map<String, AccountId>>,
     account_count: AccountId,
     index: MatchIndex,
     /// Per match id: the grants whose rules include it.
@@ -253,7 +278,7 @@ impl Authorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::{compile_regex, regex_shape, Header, ValueCondition};
+    use crate::matcher::{compile_regex, Header, ValueCondition};
 
     fn sa(ns: &str, name: &str) -> ServiceAccountRef {
         ServiceAccountRef {
@@ -263,12 +288,7 @@ mod tests {
     }
 
     fn add(a: &mut Authorizer, path_regex: &str, methods: &[&str]) -> u32 {
-        let shape = regex_shape(path_regex);
-        let regex = match shape {
-            RegexShape::Regex(_) => Some(compile_regex(path_regex, false).unwrap()),
-            _ => None,
-        };
-        let (literal, path) = path_test(shape, regex);
+        let (literal, path) = path_test(path_regex, &mut RegexCache::default()).unwrap();
         let methods: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
         a.add_match(
             &literal,

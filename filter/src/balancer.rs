@@ -3,7 +3,10 @@
 //!
 //! Target sets are `u64` bit masks (a destination has at most [`MAX_TARGETS`] targets).
 
+use std::hash::Hasher;
+
 use crate::config::LbPolicy;
+use crate::matcher::Fnv;
 
 /// Most targets one destination may have.
 pub const MAX_TARGETS: usize = 64;
@@ -33,9 +36,9 @@ impl Rng {
 
 /// 64-bit FNV-1a, for sticky keys and target seeds.
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let mut h = Fnv::default();
+    h.write(bytes);
+    h.finish()
 }
 
 fn mix(mut z: u64) -> u64 {

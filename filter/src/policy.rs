@@ -1,7 +1,6 @@
 //! Phase two of config parsing: validating the wire config and compiling it into the
 //! indexed [`Policy`] the data path runs. Every error names the field path it is about.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::authorizer::{path_test, AccountId, Authorizer, CompiledMatch};
@@ -12,8 +11,8 @@ use crate::config::{
     CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 use crate::matcher::{
-    compile_regex, regex_shape, HeaderCondition, HostPattern, MethodSet, PathCondition, RegexShape,
-    Route, RouteTable, ValueCondition,
+    compile_regex, HeaderCondition, HostPattern, Map, MethodSet, PathCondition, RegexCache, Route,
+    RouteTable, ValueCondition,
 };
 
 /// A config error: the field path (`destinations[0].targets[1].weight`) and what is wrong.
@@ -254,7 +253,7 @@ impl Policy {
         let mut authorizer = Authorizer::new(config.access.mode);
         compile_access(&config.access, &mut authorizer)?;
 
-        let mut dest_index: HashMap<&str, usize> = HashMap::new();
+        let mut dest_index: Map<&str, usize> = Map::default();
         let mut destinations = Vec::with_capacity(config.destinations.len());
         for (i, d) in config.destinations.iter().enumerate() {
             let path = format!("destinations[{i}]");
@@ -264,7 +263,7 @@ impl Policy {
             destinations.push(compile_destination(&path, d, &local, &mut authorizer)?);
         }
 
-        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut names: Map<&str, usize> = Map::default();
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
@@ -272,8 +271,9 @@ impl Policy {
                 return Err(duplicate(&path, "route", &r.name));
             }
             let Some(&d) = dest_index.get(r.destination.as_str()) else {
-                return Err(ConfigError::new(
-                    format!("{path}.destination"),
+                return Err(field_error(
+                    &path,
+                    "destination",
                     format!("no destination named \"{}\"", r.destination),
                 ));
             };
@@ -296,11 +296,13 @@ impl Policy {
     }
 }
 
+/// An error about `path.field`.
+fn field_error(path: &str, field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(format!("{path}.{field}"), message)
+}
+
 fn duplicate(path: &str, what: &str, name: &str) -> ConfigError {
-    ConfigError::new(
-        format!("{path}.name"),
-        format!("duplicate {what} name \"{name}\""),
-    )
+    field_error(path, "name", format!("duplicate {what} name \"{name}\""))
 }
 
 /// Validates an HTTP header name (an RFC 9110 token) and lower-cases it.
@@ -336,9 +338,10 @@ fn compile_access(
 ) -> Result<(), ConfigError> {
     // Group name → index in `group_matches`, which maps match name → match id.
     // Identical matches share one id.
-    let mut groups: HashMap<&str, usize> = HashMap::new();
-    let mut group_matches: Vec<HashMap<&str, usize>> = Vec::new();
-    let mut dedup: HashMap<String, u32> = HashMap::new();
+    let mut groups: Map<&str, usize> = Map::default();
+    let mut group_matches: Vec<Map<&str, usize>> = Vec::new();
+    let mut dedup: Map<String, u32> = Map::default();
+    let mut regexes = RegexCache::default();
     for (g, group) in access.route_groups.iter().enumerate() {
         // Paths are built only for errors: a large policy has many thousands of matches.
         let gpath = || format!("access.route_groups[{g}]");
@@ -346,7 +349,8 @@ fn compile_access(
         if groups.contains_key(group.name.as_str()) {
             return Err(duplicate(&gpath(), "route group", &group.name));
         }
-        let mut ids: HashMap<&str, usize> = HashMap::with_capacity(group.matches.len());
+        let mut ids: Map<&str, usize> =
+            Map::with_capacity_and_hasher(group.matches.len(), Default::default());
         for (m, mat) in group.matches.iter().enumerate() {
             let mpath = || format!("{}.matches[{m}]", gpath());
             if ids.contains_key(mat.name.as_str()) {
@@ -356,7 +360,7 @@ fn compile_access(
             let id = match dedup.get(&key) {
                 Some(&id) => id,
                 None => {
-                    let (literal, compiled) = compile_http_match(mpath, mat)?;
+                    let (literal, compiled) = compile_http_match(mpath, mat, &mut regexes)?;
                     let id = authorizer.add_match(&literal, compiled);
                     dedup.insert(key, id);
                     id
@@ -368,7 +372,7 @@ fn compile_access(
         group_matches.push(ids);
     }
 
-    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut names: Map<&str, usize> = Map::default();
     for (t, tt) in access.traffic_targets.iter().enumerate() {
         let tpath = format!("access.traffic_targets[{t}]");
         if names.insert(tt.name.as_str(), t).is_some() {
@@ -381,16 +385,14 @@ fn compile_access(
             "ServiceAccount name",
         )?;
         if tt.sources.is_empty() {
-            return Err(ConfigError::new(
-                format!("{tpath}.sources"),
+            return Err(field_error(
+                &tpath,
+                "sources",
                 "must list at least one source",
             ));
         }
         if tt.rules.is_empty() {
-            return Err(ConfigError::new(
-                format!("{tpath}.rules"),
-                "must list at least one rule",
-            ));
+            return Err(field_error(&tpath, "rules", "must list at least one rule"));
         }
         let mut match_ids = Vec::new();
         for (r, rule) in tt.rules.iter().enumerate() {
@@ -399,8 +401,9 @@ fn compile_access(
                 .get(rule.route_group.as_str())
                 .map(|&g| &group_matches[g])
             else {
-                return Err(ConfigError::new(
-                    format!("{rpath}.route_group"),
+                return Err(field_error(
+                    &rpath,
+                    "route_group",
                     format!("no route group named \"{}\"", rule.route_group),
                 ));
             };
@@ -445,24 +448,24 @@ fn compile_access(
 /// A key equal for matches with the same conditions (names aside): every part is
 /// tagged and length-prefixed, so different conditions never share a key.
 fn match_key(mat: &HttpMatchConfig) -> String {
-    fn push(key: &mut String, tag: char, part: &str) {
-        key.push(tag);
-        for shift in (0..32).step_by(4).rev() {
-            let digit = (part.len() >> shift) & 0xf;
-            key.push(char::from(b"0123456789abcdef"[digit]));
+    fn push(key: &mut String, tag: u8, part: &str) {
+        let mut head = [tag; 9];
+        for (i, digit) in head[1..].iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[(part.len() >> (28 - 4 * i)) & 0xf];
         }
+        key.push_str(std::str::from_utf8(&head).unwrap_or_default());
         key.push_str(part);
     }
     let mut key = String::new();
     if let Some(re) = &mat.path_regex {
-        push(&mut key, 'p', re);
+        push(&mut key, b'p', re);
     }
     for m in &mat.methods {
-        push(&mut key, 'm', m);
+        push(&mut key, b'm', m);
     }
     for (name, value) in &mat.headers {
-        push(&mut key, 'h', name);
-        push(&mut key, 'v', value);
+        push(&mut key, b'h', name);
+        push(&mut key, b'v', value);
     }
     key
 }
@@ -470,21 +473,12 @@ fn match_key(mat: &HttpMatchConfig) -> String {
 fn compile_http_match(
     path: impl Fn() -> String,
     mat: &HttpMatchConfig,
+    regexes: &mut RegexCache,
 ) -> Result<(String, CompiledMatch), ConfigError> {
     let (literal, path_test) = match &mat.path_regex {
         None => (String::new(), crate::authorizer::PathTest::Prefix),
-        Some(re) => {
-            let shape = regex_shape(re);
-            // A literal (prefix or exact) shape is decided by the trie alone: no regex.
-            let regex = match shape {
-                RegexShape::Regex(_) => Some(
-                    compile_regex(re, false)
-                        .map_err(|e| ConfigError::new(format!("{}.path_regex", path()), e))?,
-                ),
-                RegexShape::Prefix(_) | RegexShape::Exact(_) => None,
-            };
-            path_test(shape, regex)
-        }
+        Some(re) => path_test(re, regexes)
+            .map_err(|e| ConfigError::new(format!("{}.path_regex", path()), e))?,
     };
     let methods = MethodSet::new(&mat.methods)
         .map_err(|e| ConfigError::new(format!("{}.methods", path()), e))?;
@@ -492,7 +486,9 @@ fn compile_http_match(
     for (name, re) in &mat.headers {
         let hpath = format!("{}.headers.{name}", path());
         non_empty(&hpath, "", name, "header name")?;
-        let regex = compile_regex(re, true).map_err(|e| ConfigError::new(hpath, e))?;
+        let regex = regexes
+            .compile(re, true)
+            .map_err(|e| ConfigError::new(hpath, e))?;
         headers.push(HeaderCondition {
             name: name.to_ascii_lowercase(),
             value: ValueCondition::Regex(regex),
@@ -552,7 +548,7 @@ fn compile_destination(
     if d.targets.iter().all(|t| t.weight == 0) {
         return Err(ConfigError::new(tpath, "all target weights are zero"));
     }
-    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut names: Map<&str, usize> = Map::default();
     let mut targets = Vec::with_capacity(d.targets.len());
     let mut accounts = Vec::with_capacity(d.targets.len());
     let mut slots = Vec::with_capacity(d.targets.len());
@@ -572,16 +568,18 @@ fn compile_destination(
         )?;
         if let Some(a) = &t.authority {
             if a.is_empty() || a.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
-                return Err(ConfigError::new(
-                    format!("{p}.authority"),
+                return Err(field_error(
+                    &p,
+                    "authority",
                     format!("\"{a}\" is not a valid authority"),
                 ));
             }
         }
         if let Some(prefix) = &t.path_prefix {
             if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
-                return Err(ConfigError::new(
-                    format!("{p}.path_prefix"),
+                return Err(field_error(
+                    &p,
+                    "path_prefix",
                     format!("\"{prefix}\" must be a path starting with `/`"),
                 ));
             }
@@ -614,20 +612,23 @@ fn compile_destination(
     if let Some(o) = &d.outlier_detection {
         let opath = format!("{path}.outlier_detection");
         if o.max_ejection_percent > 100 {
-            return Err(ConfigError::new(
-                format!("{opath}.max_ejection_percent"),
+            return Err(field_error(
+                &opath,
+                "max_ejection_percent",
                 "must be at most 100",
             ));
         }
         if o.base_ejection_time_ms == 0 {
-            return Err(ConfigError::new(
-                format!("{opath}.base_ejection_time_ms"),
+            return Err(field_error(
+                &opath,
+                "base_ejection_time_ms",
                 "must be greater than 0",
             ));
         }
         if o.max_ejection_time_ms < o.base_ejection_time_ms {
-            return Err(ConfigError::new(
-                format!("{opath}.max_ejection_time_ms"),
+            return Err(field_error(
+                &opath,
+                "max_ejection_time_ms",
                 "must be at least base_ejection_time_ms",
             ));
         }
@@ -669,12 +670,10 @@ fn compile_route(
         Some(PathMatchConfig::Exact(p)) => PathCondition::Exact(p.clone()),
         Some(PathMatchConfig::Prefix(p)) => PathCondition::Prefix(p.clone()),
         Some(PathMatchConfig::Regex(re)) => PathCondition::Regex(
-            compile_regex(re, true)
-                .map_err(|e| ConfigError::new(format!("{path}.match.path.regex"), e))?,
+            compile_regex(re, true).map_err(|e| field_error(path, "match.path.regex", e))?,
         ),
     };
-    let methods = MethodSet::new(&m.methods)
-        .map_err(|e| ConfigError::new(format!("{path}.match.methods"), e))?;
+    let methods = MethodSet::new(&m.methods).map_err(|e| field_error(path, "match.methods", e))?;
     let headers = m
         .headers
         .iter()
@@ -702,7 +701,7 @@ fn compile_header(path: &str, h: &HeaderMatchConfig) -> Result<HeaderCondition, 
         }
         (Some(e), None) => ValueCondition::Exact(e.as_bytes().to_vec()),
         (None, Some(re)) => ValueCondition::Regex(
-            compile_regex(re, true).map_err(|e| ConfigError::new(format!("{path}.regex"), e))?,
+            compile_regex(re, true).map_err(|e| field_error(path, "regex", e))?,
         ),
         (None, None) => ValueCondition::Present,
     };
