@@ -42,7 +42,7 @@ test: lint
 fmt:
 	$(CARGO) fmt --all
 
-## demo: a gateway Envoy with the filter in front of three local clusters, every policy mode
+## demo: the seed stories live: bootstraps generated from examples/ by xcluster-gen, a real Envoy, loopback clusters
 demo: setup
 	$(CARGO) run -p xcluster-e2e --bin xcluster-demo
 
