@@ -94,6 +94,8 @@ struct Plugin {
     unmatched: u32,
     destinations: Vec<DestinationMetrics>,
     detectors: RefCell<Vec<Option<OutlierDetector>>>,
+    /// Shared-data key of each destination's ejection table.
+    shared_keys: Vec<String>,
     rng: Cell<Rng>,
 }
 
@@ -134,17 +136,19 @@ impl Plugin {
                     .map(|c| OutlierDetector::new(c, d.targets.len()))
             })
             .collect();
+        let shared_keys = policy
+            .destinations
+            .iter()
+            .map(|d| health::shared_key(&d.name, d.targets.iter().map(|t| t.name.as_str())))
+            .collect();
         Self {
             unmatched: counter(metrics::UNMATCHED),
             destinations,
             detectors: RefCell::new(detectors),
+            shared_keys,
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
-    }
-
-    fn shared_key(&self, d: usize) -> String {
-        format!("xcluster.outlier.{}", self.policy.destinations[d].name)
     }
 
     /// Adopts other VMs' ejections and ends expired ones.
@@ -155,7 +159,7 @@ impl Plugin {
         let now = now_ms();
         for (d, detector) in detectors.iter_mut().enumerate() {
             let Some(detector) = detector else { continue };
-            let shared = hostcalls::get_shared_data(&self.shared_key(d))
+            let shared = hostcalls::get_shared_data(&self.shared_keys[d])
                 .ok()
                 .and_then(|(bytes, _)| bytes)
                 .and_then(|b| health::decode(&b));
@@ -184,14 +188,14 @@ impl Plugin {
         if !detector.observe(t, outcome) {
             return;
         }
-        let key = self.shared_key(d);
+        let key = &self.shared_keys[d];
         for _ in 0..4 {
-            let (bytes, cas) = hostcalls::get_shared_data(&key).unwrap_or((None, None));
+            let (bytes, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
             let shared = bytes.and_then(|b| health::decode(&b));
             if !detector.eject(t, now_ms(), shared) {
                 return;
             }
-            match hostcalls::set_shared_data(&key, Some(&health::encode(detector.table())), cas) {
+            match hostcalls::set_shared_data(key, Some(&health::encode(detector.table())), cas) {
                 Err(Status::CasMismatch) => continue,
                 _ => break,
             }

@@ -1,7 +1,10 @@
 //! Passive outlier detection: consecutive errors eject a target for a while. Time is passed
 //! in; the ejection table is shared between VMs as bytes (see [`encode`] / [`decode`]).
 
+use std::hash::Hasher;
+
 use crate::config::OutlierDetectionConfig;
+use crate::matcher::Fnv;
 
 /// What a response says about the target's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +164,18 @@ impl OutlierDetector {
     }
 }
 
+/// The shared-data key of a destination's ejection table:
+/// `xcluster.outlier.<destination>.<hash of its target names>`, so a config that changes
+/// the targets never reads a table written for other targets.
+pub fn shared_key<'a>(destination: &str, targets: impl Iterator<Item = &'a str>) -> String {
+    let mut h = Fnv::default();
+    for t in targets {
+        h.write(t.as_bytes());
+        h.write_u8(0);
+    }
+    format!("xcluster.outlier.{destination}.{:016x}", h.finish())
+}
+
 /// Serializes an ejection table: per target, `count` (u32 LE) and `until_ms` (u64 LE).
 pub fn encode(table: &[Ejection]) -> Vec<u8> {
     let mut out = Vec::with_capacity(table.len() * 12);
@@ -199,6 +214,15 @@ mod tests {
             max_ejection_time_ms: 2500,
             max_ejection_percent: max_percent,
         }
+    }
+
+    #[test]
+    fn shared_keys_follow_the_target_list() {
+        let key = |targets: &[&str]| shared_key("d", targets.iter().copied());
+        assert_eq!(key(&["a", "b"]), key(&["a", "b"]));
+        assert!(key(&["a", "b"]).starts_with("xcluster.outlier.d."));
+        assert_ne!(key(&["a", "b"]), key(&["b", "a"]));
+        assert_ne!(key(&["ab"]), key(&["a", "b"]));
     }
 
     #[test]

@@ -407,6 +407,19 @@ impl Host {
         self.inner.state.borrow().get_shared("", key.as_bytes())
     }
 
+    /// The keys of the default VM id's shared data, sorted.
+    pub fn shared_data_keys(&self) -> Vec<String> {
+        let state = self.inner.state.borrow();
+        let mut keys: Vec<String> = state
+            .shared
+            .keys()
+            .filter(|(vm, _)| vm.is_empty())
+            .map(|(_, key)| String::from_utf8_lossy(key).into_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Writes shared data of the default VM id (as another plugin would).
     pub fn set_shared_data(&self, key: &str, value: &[u8]) {
         self.inner
