@@ -18,9 +18,9 @@ use crate::health::{self, OutlierDetector};
 use crate::matcher::{parse_header_map, Header, Request};
 use crate::policy::Policy;
 
+// No panic hook: std's default one writes the message to stderr, which Envoy logs at
+// error level before it reports the trap.
 proxy_wasm::main! {{
-    // A panic traps the VM; leave its message in Envoy's log first.
-    std::panic::set_hook(Box::new(|panic| log(LogLevel::Critical, format_args!("{panic}"))));
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
 }}
 

@@ -4,7 +4,7 @@
 use std::hash::Hasher;
 
 use crate::config::OutlierDetectionConfig;
-use crate::matcher::Fnv;
+use crate::matcher::{push_hex, Fnv};
 
 /// What a response says about the target's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,9 @@ pub fn shared_key<'a>(destination: &str, targets: impl Iterator<Item = &'a str>)
         h.write(t.as_bytes());
         h.write_u8(0);
     }
-    format!("xcluster.outlier.{destination}.{:016x}", h.finish())
+    let mut key = format!("xcluster.outlier.{destination}.");
+    push_hex(&mut key, h.finish(), 16);
+    key
 }
 
 /// Serializes an ejection table: per target, `count` (u32 LE) and `until_ms` (u64 LE).

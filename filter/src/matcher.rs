@@ -161,6 +161,14 @@ impl Hasher for Fnv {
     }
 }
 
+/// Appends the low `digits` hex digits of `value` (no `fmt` machinery in the .wasm).
+pub fn push_hex(out: &mut String, value: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        let nibble = (value >> (4 * i)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
+    }
+}
+
 /// The map type of the filter's indexes.
 pub type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
@@ -691,6 +699,14 @@ mod tests {
         assert!(MethodSet::new(&["get".into()]).is_err());
         let m = MethodSet::new(&["GET".into(), "POST".into()]).unwrap();
         assert!(m.matches("POST") && !m.matches("PUT"));
+    }
+
+    #[test]
+    fn hex_digits() {
+        let mut s = String::new();
+        push_hex(&mut s, 0xab, 4);
+        push_hex(&mut s, u64::MAX, 16);
+        assert_eq!(s, "00abffffffffffffffff");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use crate::config::{
     CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 use crate::matcher::{
-    compile_regex, HeaderCondition, HostPattern, Map, MethodSet, PathCondition, RegexCache, Route,
-    RouteTable, ValueCondition,
+    compile_regex, push_hex, HeaderCondition, HostPattern, Map, MethodSet, PathCondition,
+    RegexCache, Route, RouteTable, ValueCondition,
 };
 
 /// A config error: the field path (`destinations[0].targets[1].weight`) and what is wrong.
@@ -448,24 +448,21 @@ fn compile_access(
 /// A key equal for matches with the same conditions (names aside): every part is
 /// tagged and length-prefixed, so different conditions never share a key.
 fn match_key(mat: &HttpMatchConfig) -> String {
-    fn push(key: &mut String, tag: u8, part: &str) {
-        let mut head = [tag; 9];
-        for (i, digit) in head[1..].iter_mut().enumerate() {
-            *digit = b"0123456789abcdef"[(part.len() >> (28 - 4 * i)) & 0xf];
-        }
-        key.push_str(std::str::from_utf8(&head).unwrap_or_default());
+    fn push(key: &mut String, tag: char, part: &str) {
+        key.push(tag);
+        push_hex(key, part.len() as u64, 8);
         key.push_str(part);
     }
     let mut key = String::new();
     if let Some(re) = &mat.path_regex {
-        push(&mut key, b'p', re);
+        push(&mut key, 'p', re);
     }
     for m in &mat.methods {
-        push(&mut key, b'm', m);
+        push(&mut key, 'm', m);
     }
     for (name, value) in &mat.headers {
-        push(&mut key, b'h', name);
-        push(&mut key, b'v', value);
+        push(&mut key, 'h', name);
+        push(&mut key, 'v', value);
     }
     key
 }
