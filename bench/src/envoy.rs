@@ -26,6 +26,9 @@ pub enum Arm {
     Native(usize),
     /// (d) xcluster with this many rules (authorization, weighted split, outlier tracking).
     Xcluster(usize),
+    /// The probe filter making these host calls per request (its comma-separated config),
+    /// one upstream cluster: prices the host calls xcluster makes.
+    Probe(&'static str),
 }
 
 impl Arm {
@@ -36,6 +39,7 @@ impl Arm {
             Arm::Noop => "b".into(),
             Arm::Native(n) => format!("c{n}"),
             Arm::Xcluster(n) => format!("d{n}"),
+            Arm::Probe(calls) => format!("p-{}", calls.replace(',', "+")),
         }
     }
 
@@ -46,13 +50,14 @@ impl Arm {
             Arm::Noop => "(b) empty wasm filter".into(),
             Arm::Native(n) => format!("(c) native RBAC + weighted_clusters, {n} rules"),
             Arm::Xcluster(n) => format!("(d) xcluster, {n} rules"),
+            Arm::Probe(calls) => format!("probe filter: {}", calls.replace(',', " + ")),
         }
     }
 
     /// Authorization rules of the arm (0 for (a) and (b)).
     pub fn rules(&self) -> usize {
         match self {
-            Arm::Plain | Arm::Noop => 0,
+            Arm::Plain | Arm::Noop | Arm::Probe(_) => 0,
             Arm::Native(n) | Arm::Xcluster(n) => *n,
         }
     }
@@ -65,6 +70,8 @@ pub struct Modules {
     pub noop: PathBuf,
     /// xcluster (arm d).
     pub xcluster: PathBuf,
+    /// The probe filter (host call prices).
+    pub probe: PathBuf,
 }
 
 fn wasm_filter(name: &str, module: &Path, configuration: &str) -> Value {
@@ -129,6 +136,11 @@ pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
             vec![to_c0],
             vec![cluster("c0", upstream, None)],
         ),
+        Arm::Probe(calls) => (
+            vec![wasm_filter("probe", &modules.probe, calls)],
+            vec![to_c0],
+            vec![cluster("c0", upstream, None)],
+        ),
         Arm::Native(n) => (
             vec![policy::rbac_filter(n)],
             vec![json!({ "match": { "prefix": "/" }, "route": policy::weighted_route() })],
@@ -175,6 +187,39 @@ pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
                 }]}]
             }],
             "clusters": clusters
+        }
+    })
+}
+
+/// The upstream every arm routes to: a second Envoy whose one listener answers every
+/// request with a `direct_response` 200 `hi` (fast enough that it never limits an arm).
+pub fn upstream_bootstrap() -> Value {
+    json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "upstream",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "upstream",
+                        "route_config": { "virtual_hosts": [{
+                            "name": "all",
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": { "prefix": "/" },
+                                "direct_response": { "status": 200, "body": { "inline_string": "hi" } }
+                            }]
+                        }]},
+                        "http_filters": [{
+                            "name": "envoy.filters.http.router",
+                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+                        }]
+                    }
+                }]}]
+            }]
         }
     })
 }
@@ -293,6 +338,14 @@ impl PinnedEnvoy {
             .ok_or_else(|| io::Error::other("no VmRSS in /proc/<pid>/status"))
     }
 
+    /// CPU time Envoy has used so far (user + system, all threads), in clock ticks of
+    /// `ticks_per_s` (see `getconf CLK_TCK`), as seconds.
+    pub fn cpu_seconds(&self, ticks_per_s: f64) -> io::Result<f64> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        cpu_seconds(&stat, ticks_per_s)
+            .ok_or_else(|| io::Error::other(format!("cannot parse /proc/<pid>/stat: {stat}")))
+    }
+
     /// A counter from the admin `/stats` (0 when absent).
     pub fn counter(&self, name: &str) -> io::Result<u64> {
         let resp = Client::plain(self.admin).get(
@@ -315,6 +368,17 @@ impl Drop for PinnedEnvoy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line, in seconds.
+pub fn cpu_seconds(stat: &str, ticks_per_s: f64) -> Option<f64> {
+    // The command name is in parentheses and may contain spaces: count fields after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks_per_s)
 }
 
 /// Envoy (`-l info`) timestamps every line to the millisecond. Returns the timestamps
@@ -344,6 +408,7 @@ mod tests {
         Modules {
             noop: "/m/noop.wasm".into(),
             xcluster: "/m/x.wasm".into(),
+            probe: "/m/p.wasm".into(),
         }
     }
 
@@ -379,6 +444,8 @@ mod tests {
             )
         );
         assert_eq!(filters(Arm::Xcluster(10)).1, 3);
+        assert_eq!(filters(Arm::Probe("headers,log")).1, 1);
+        assert_eq!(Arm::Probe("headers,log").id(), "p-headers+log");
         let b = bootstrap(Arm::Xcluster(10), &modules(), up);
         let value = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
             ["typed_config"]["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
@@ -387,6 +454,13 @@ mod tests {
         assert!(value.contains("\"trusted_header\":\"x-caller\""));
         let b = bootstrap(Arm::Native(10), &modules(), up);
         assert!(b["static_resources"]["clusters"][2]["outlier_detection"].is_object());
+    }
+
+    #[test]
+    fn parses_cpu_time_from_proc_stat() {
+        let stat = "42 (envoy worker) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(cpu_seconds(stat, 100.0), Some(3.0));
+        assert_eq!(cpu_seconds("garbage", 100.0), None);
     }
 
     #[test]

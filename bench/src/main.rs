@@ -12,23 +12,22 @@ use clap::Parser;
 use xcluster_bench::envoy::{self, Arm, Modules, PinnedEnvoy};
 use xcluster_bench::policy::{self, CALLER, CALLER_HEADER};
 use xcluster_bench::report::{
-    self, ArmResult, Machine, Memory, Ratio, Results, Settings, Split, Startup, Target, Versions,
-    WasmSizes,
+    self, ArmResult, Machine, Memory, Ratio, Results, Run, Settings, Split, Startup, Target,
+    Versions, WasmSizes,
 };
 use xcluster_bench::sim::{self, RequestKind};
 use xcluster_bench::stats::{median, ratio};
 use xcluster_bench::wrk::{self, Load, Summary};
 use xcluster_e2e::client::Client;
-use xcluster_e2e::upstream::Upstream;
 
 /// Benchmark xcluster against native Envoy (project issue #5).
 #[derive(Parser, Debug)]
 struct Args {
     /// Rounds; each measures every arm and request kind once.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Measured seconds per run.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     duration: u64,
     /// Warm-up seconds before each run.
     #[arg(long, default_value_t = 1)]
@@ -42,9 +41,12 @@ struct Args {
     /// CPU for Envoy.
     #[arg(long, default_value_t = 0)]
     envoy_cpu: u32,
-    /// CPU for wrk, the upstream and this program.
+    /// CPU for wrk, the upstream Envoy and this program.
     #[arg(long, default_value_t = 1)]
     load_cpu: u32,
+    /// Skip the probe arms (the price of each host call in Envoy).
+    #[arg(long)]
+    no_probes: bool,
     /// Requests per kind and policy size in host-sim.
     #[arg(long, default_value_t = 20)]
     sim_requests: usize,
@@ -110,6 +112,8 @@ fn build_modules() -> Result<Modules, Error> {
             "xcluster-filter",
             "-p",
             "xcluster-bench-noop",
+            "-p",
+            "xcluster-bench-probe",
         ])
         .status()?;
     if !status.success() {
@@ -119,6 +123,7 @@ fn build_modules() -> Result<Modules, Error> {
     Ok(Modules {
         noop: dir.join("xcluster_bench_noop.wasm"),
         xcluster: dir.join("xcluster_filter.wasm"),
+        probe: dir.join("xcluster_bench_probe.wasm"),
     })
 }
 
@@ -154,18 +159,32 @@ struct Case {
     arm: Arm,
     kind: RequestKind,
     script: PathBuf,
-    runs: Vec<Summary>,
+    runs: Vec<Run>,
 }
 
 fn expected_status(arm: Arm, kind: RequestKind) -> u16 {
     kind.status(arm.rules())
 }
 
-fn main_arms(rules: &[usize]) -> Vec<Arm> {
+/// The host calls xcluster makes for an allowed request (with outlier detection), and
+/// subsets of them, for the probe arms.
+const PROBES: [&str; 6] = [
+    "headers",
+    "set_header",
+    "clear_route_cache",
+    "metric,status",
+    "log",
+    "headers,set_header,clear_route_cache,metric,status",
+];
+
+fn main_arms(rules: &[usize], probes: bool) -> Vec<Arm> {
     let mut arms = vec![Arm::Plain, Arm::Noop];
     for &n in rules {
         arms.push(Arm::Native(n));
         arms.push(Arm::Xcluster(n));
+    }
+    if probes {
+        arms.extend(PROBES.iter().map(|p| Arm::Probe(p)));
     }
     arms
 }
@@ -263,8 +282,13 @@ fn run(args: &Args) -> Result<(), Error> {
         cpu: args.load_cpu,
     };
     let warmup = Duration::from_secs(args.warmup);
-    let upstream = Upstream::start("bench")?;
-    let upstream_addr: SocketAddr = upstream.addr();
+    let upstream = PinnedEnvoy::start(
+        &envoy_bin,
+        &work.join("envoy-upstream"),
+        &envoy::upstream_bootstrap(),
+        args.load_cpu,
+    )?;
+    let upstream_addr: SocketAddr = upstream.listener();
 
     eprintln!("== upstream alone");
     let direct_script = work.join("direct.lua");
@@ -274,7 +298,7 @@ fn run(args: &Args) -> Result<(), Error> {
     eprintln!("upstream direct: {:.0} req/s", direct.rps());
 
     eprintln!("== starting Envoys");
-    let arms = main_arms(&args.rules);
+    let arms = main_arms(&args.rules, !args.no_probes);
     let mut envoys: BTreeMap<String, PinnedEnvoy> = BTreeMap::new();
     let mut startup = Vec::new();
     let mut rss_ready = BTreeMap::new();
@@ -327,6 +351,9 @@ fn run(args: &Args) -> Result<(), Error> {
         }
     }
 
+    let ticks: f64 = capture("getconf", &["CLK_TCK"])?
+        .parse()
+        .map_err(|e| format!("getconf CLK_TCK: {e}"))?;
     let load_before = load_average();
     let mut problems = Vec::new();
     for round in 0..args.rounds {
@@ -336,7 +363,9 @@ fn run(args: &Args) -> Result<(), Error> {
             let case = &mut cases[(i + round * n / args.rounds.max(1)) % n];
             let e = &envoys[&case.arm.id()];
             wrk::run(&load, e.listener(), &case.script, warmup)?;
+            let cpu_before = e.cpu_seconds(ticks)?;
             let s = wrk::run(&load, e.listener(), &case.script, load.duration)?;
+            let envoy_cpu_s = e.cpu_seconds(ticks)? - cpu_before;
             let want = expected_status(case.arm, case.kind);
             let bad_status = if want == 200 {
                 s.status_errors
@@ -352,15 +381,20 @@ fn run(args: &Args) -> Result<(), Error> {
                     s.socket_errors()
                 ));
             }
+            let run = Run {
+                wrk: s,
+                envoy_cpu_s,
+            };
             eprintln!(
-                "{:>7} {:<7} {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs",
+                "{:>7} {:<7} {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs  Envoy CPU {:>6.1} µs/request",
                 case.arm.id(),
                 case.kind.name(),
                 s.rps(),
                 s.p50_us,
-                s.p99_us
+                s.p99_us,
+                run.cpu_us_per_request()
             );
-            case.runs.push(s);
+            case.runs.push(run);
         }
     }
     let load_after = load_average();
@@ -399,7 +433,9 @@ fn run(args: &Args) -> Result<(), Error> {
     let arm_results: Vec<ArmResult> = cases
         .iter()
         .map(|c| {
-            let pick = |f: fn(&Summary) -> f64| median(&c.runs.iter().map(f).collect::<Vec<_>>());
+            let pick = |f: fn(&Summary) -> f64| {
+                median(&c.runs.iter().map(|r| f(&r.wrk)).collect::<Vec<_>>())
+            };
             ArmResult {
                 arm: c.arm.id(),
                 label: c.arm.label(),
@@ -409,6 +445,12 @@ fn run(args: &Args) -> Result<(), Error> {
                 rps: pick(Summary::rps),
                 p50_us: pick(|s| s.p50_us as f64),
                 p99_us: pick(|s| s.p99_us as f64),
+                cpu_us_per_request: median(
+                    &c.runs
+                        .iter()
+                        .map(Run::cpu_us_per_request)
+                        .collect::<Vec<_>>(),
+                ),
                 runs: c.runs.clone(),
             }
         })
@@ -427,7 +469,9 @@ fn run(args: &Args) -> Result<(), Error> {
             ],
         )?,
         machine: Machine {
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpus: fs::read_to_string("/proc/cpuinfo")
+                .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+                .unwrap_or(0),
             cpu_model: fs::read_to_string("/proc/cpuinfo")
                 .ok()
                 .and_then(|s| {
@@ -507,17 +551,24 @@ fn rps(r: &Results, arm: &str, kind: RequestKind) -> f64 {
     r.arm(arm, kind).map_or(f64::NAN, |a| a.rps)
 }
 
+fn cpu(r: &Results, arm: &str, kind: RequestKind) -> f64 {
+    r.arm(arm, kind).map_or(f64::NAN, |a| a.cpu_us_per_request)
+}
+
 fn ratios(r: &Results, rules: &[usize]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for &n in rules {
         for kind in RequestKind::ALL {
             let d = rps(r, &format!("d{n}"), kind);
+            let d_cpu = cpu(r, &format!("d{n}"), kind);
             out.push(Ratio {
                 rules: n,
                 kind,
                 d_over_a: ratio(d, rps(r, "a", RequestKind::Allowed)),
                 d_over_b: ratio(d, rps(r, "b", RequestKind::Allowed)),
                 d_over_c: ratio(d, rps(r, &format!("c{n}"), kind)),
+                cpu_b_over_d: ratio(cpu(r, "b", RequestKind::Allowed), d_cpu),
+                cpu_c_over_d: ratio(cpu(r, &format!("c{n}"), kind), d_cpu),
             });
         }
     }
@@ -583,6 +634,16 @@ fn targets(r: &Results) -> Vec<Target> {
         at_least(
             format!("throughput d/c at {min_rules} rules (denied)"),
             ratio_of(min_rules, RequestKind::Denied, |x| x.d_over_c),
+            0.90,
+        ),
+        at_least(
+            format!("same, as Envoy CPU per request b÷d at {min_rules} rules (allowed)"),
+            ratio_of(min_rules, RequestKind::Allowed, |x| x.cpu_b_over_d),
+            0.95,
+        ),
+        at_least(
+            format!("same, as Envoy CPU per request c÷d at {min_rules} rules (allowed)"),
+            ratio_of(min_rules, RequestKind::Allowed, |x| x.cpu_c_over_d),
             0.90,
         ),
         at_least(

