@@ -44,6 +44,10 @@ struct Args {
     /// CPU for wrk, the upstream Envoy and this program.
     #[arg(long, default_value_t = 1)]
     load_cpu: u32,
+    /// Only re-render the Markdown report from the JSON results (after editing
+    /// `bench/notes.md`); measures nothing.
+    #[arg(long)]
+    render: bool,
     /// Skip the probe arms (the price of each host call in Envoy).
     #[arg(long)]
     no_probes: bool,
@@ -168,11 +172,13 @@ fn expected_status(arm: Arm, kind: RequestKind) -> u16 {
 
 /// The host calls xcluster makes for an allowed request (with outlier detection), and
 /// subsets of them, for the probe arms.
-const PROBES: [&str; 6] = [
+const PROBES: [&str; 8] = [
     "headers",
+    "values",
     "set_header",
     "clear_route_cache",
-    "metric,status",
+    "metric",
+    "status",
     "log",
     "headers,set_header,clear_route_cache,metric,status",
 ];
@@ -229,6 +235,18 @@ fn configure_log_ms(log: &str) -> Vec<u64> {
 }
 
 fn run(args: &Args) -> Result<(), Error> {
+    if args.render {
+        let json = fs::read_to_string(root().join(&args.json))?;
+        let results: Results =
+            serde_json::from_str(&json).map_err(|e| format!("{}: {e}", args.json.display()))?;
+        let md_path = root().join(&args.markdown);
+        fs::write(
+            &md_path,
+            report::markdown(&results, &closing_note(&results)),
+        )?;
+        eprintln!("wrote {}", md_path.display());
+        return Ok(());
+    }
     // Pin this program (and the upstream's threads it spawns) to the load CPU.
     let pid = std::process::id().to_string();
     let pinned = Command::new("taskset")
@@ -615,11 +633,6 @@ fn targets(r: &Results) -> Vec<Target> {
         .find(|s| s.arm == format!("d{max_rules}"))
         .and_then(|s| s.configure_log_ms.iter().skip(1).copied().max())
         .map_or(f64::NAN, |x| x as f64);
-    let big_wasmi = r
-        .instructions
-        .iter()
-        .find(|c| c.rules == max_rules)
-        .map_or(f64::NAN, |c| c.configure_ms_wasmi);
     vec![
         at_least(
             format!("throughput d/b at {min_rules} rules (allowed)"),
@@ -667,12 +680,6 @@ fn targets(r: &Results) -> Vec<Target> {
                 "{max_rules}-rule config load in Envoy (V8; configure + VM clone, log timestamps), ms"
             ),
             big_log,
-            50.0,
-            " ms",
-        ),
-        at_most(
-            format!("{max_rules}-rule config load in host-sim (wasmi interpreter), ms"),
-            big_wasmi,
             50.0,
             " ms",
         ),

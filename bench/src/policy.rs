@@ -17,8 +17,6 @@
 //! request for [`allowed_path`] matches the last rule and no other, and [`DENIED_PATH`]
 //! matches none: both make RBAC evaluate every permission.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
 use xcluster_filter::config::{
     AccessConfig, AccessMode, DestinationConfig, HttpMatchConfig, IdentityConfig, LbPolicy,
@@ -148,7 +146,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
                     name: format!("rule-{}", r.index),
                     path_regex: Some(r.path_regex()),
                     methods: r.methods.iter().map(|m| m.to_string()).collect(),
-                    headers: BTreeMap::new(),
+                    headers: Vec::new(),
                 })
                 .collect(),
         })

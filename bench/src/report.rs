@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sim::{BreakdownRow, RequestKind, SimCost};
 use crate::wrk::Summary;
 
 /// The machine the benchmark ran on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// `nproc`.
     pub cpus: usize,
@@ -24,7 +24,7 @@ pub struct Machine {
 }
 
 /// Tool versions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Versions {
     /// `envoy --version`.
     pub envoy: String,
@@ -39,7 +39,7 @@ pub struct Versions {
 }
 
 /// Load settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// Envoy `--concurrency`.
     pub envoy_concurrency: u32,
@@ -60,7 +60,7 @@ pub struct Settings {
 }
 
 /// `.wasm` sizes in bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WasmSizes {
     /// xcluster as cargo builds it (release, LTO, stripped).
     pub xcluster: u64,
@@ -71,7 +71,7 @@ pub struct WasmSizes {
 }
 
 /// The medians of one arm and request kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArmResult {
     /// Arm id (`a`, `b`, `c10`, `d10000`, ...).
     pub arm: String,
@@ -97,7 +97,7 @@ pub struct ArmResult {
 }
 
 /// One measured run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// What wrk measured.
     pub wrk: Summary,
@@ -117,7 +117,7 @@ impl Run {
 }
 
 /// Throughput ratios of xcluster at one policy size and request kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
     /// Authorization rules.
     pub rules: usize,
@@ -136,7 +136,7 @@ pub struct Ratio {
 }
 
 /// Envoy's resident memory for one arm.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Memory {
     /// Arm id.
     pub arm: String,
@@ -147,7 +147,7 @@ pub struct Memory {
 }
 
 /// How long an arm's Envoy took to start (config load included).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Startup {
     /// Arm id.
     pub arm: String,
@@ -162,7 +162,7 @@ pub struct Startup {
 }
 
 /// The share of upstream requests each cluster received during the allowed runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Split {
     /// Arm id.
     pub arm: String,
@@ -171,7 +171,7 @@ pub struct Split {
 }
 
 /// One target of the issue and whether it is met.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     /// What is measured.
     pub name: String,
@@ -184,7 +184,7 @@ pub struct Target {
 }
 
 /// Everything `make bench` measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     /// UTC date and time of the run.
     pub date_utc: String,
@@ -346,8 +346,10 @@ pub fn markdown(r: &Results, closing: &str) -> String {
         let _ = writeln!(
             m,
             "The probe filter (`bench/probe-filter`) is the empty filter plus exactly the named \
-             host calls per request (the ones xcluster makes for an allowed request). Envoy CPU \
-             per request, and the difference to the empty filter (b, {} µs):\n",
+             host calls per request (those xcluster makes for an allowed request, plus `values`, \
+             reading four headers one by one instead of the whole map, and `log`, the info line \
+             xcluster writes per denied request). Envoy CPU per request, and the difference to \
+             the empty filter (b, {} µs):\n",
             f(b_cpu, 1)
         );
         let _ = writeln!(

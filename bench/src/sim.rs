@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xcluster_host_sim::{Host, HostOptions, LogLevel, SimError, Vm, VmConfig};
 
 use crate::policy::{self, CALLER, CALLER_HEADER, DENIED_PATH};
 
 /// The request kinds the benchmark sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     /// Matches the last rule: authorized, routed, answered 200 by the upstream.
@@ -50,7 +50,7 @@ impl RequestKind {
 }
 
 /// Instructions per request, total and per callback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestCost {
     /// Request kind.
     pub kind: RequestKind,
@@ -62,7 +62,7 @@ pub struct RequestCost {
 }
 
 /// What one policy size costs in host-sim.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimCost {
     /// Authorization rules (0: permissive, no rules).
     pub rules: usize,
@@ -249,7 +249,7 @@ pub fn floor(host: &Host, requests: usize) -> Result<u64, SimError> {
 }
 
 /// One row of the per-request cost breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakdownRow {
     /// What the request exercises.
     pub scenario: String,

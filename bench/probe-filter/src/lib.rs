@@ -3,6 +3,8 @@
 //! price each kind of host call xcluster makes against the empty filter:
 //!
 //! - `headers`: read the whole request header map (`proxy_get_header_map_pairs`);
+//! - `values`: read `:path`, `:method`, `:authority` and `x-caller` one by one
+//!   (`proxy_get_header_map_value`), the alternative to `headers`;
 //! - `set_header`: set request header `x-xcluster-cluster: c0`;
 //! - `clear_route_cache`: call the foreign function `clear_route_cache`;
 //! - `metric`: increment a counter;
@@ -41,6 +43,7 @@ mod filter {
     #[derive(Default, Clone, Copy)]
     struct Calls {
         headers: bool,
+        values: bool,
         set_header: bool,
         clear_route_cache: bool,
         metric: Option<u32>,
@@ -66,6 +69,7 @@ mod filter {
             for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 match name {
                     "headers" => calls.headers = true,
+                    "values" => calls.values = true,
                     "set_header" => calls.set_header = true,
                     "clear_route_cache" => calls.clear_route_cache = true,
                     "metric" => {
@@ -119,6 +123,11 @@ mod filter {
                             drop(Vec::from_raw_parts(data, size, size));
                         }
                     }
+                }
+            }
+            if c.values {
+                for name in [":path", ":method", ":authority", "x-caller"] {
+                    let _ = hostcalls::get_map_value(MapType::HttpRequestHeaders, name);
                 }
             }
             if c.set_header {
