@@ -370,6 +370,25 @@ impl Drop for PinnedEnvoy {
     }
 }
 
+/// For each `xcluster: configured` line of an Envoy log: its timestamp minus the one of
+/// the line before it, in ms.
+pub fn configure_log_ms(log: &str) -> Vec<u64> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("xcluster: configured") {
+            continue;
+        }
+        if let (Some(end), Some(begin)) = (
+            log_time_ms(line),
+            lines[..i].iter().rev().find_map(|l| log_time_ms(l)),
+        ) {
+            out.push(end.saturating_sub(begin));
+        }
+    }
+    out
+}
+
 /// `utime + stime` of a `/proc/<pid>/stat` line, in seconds.
 pub fn cpu_seconds(stat: &str, ticks_per_s: f64) -> Option<f64> {
     // The command name is in parentheses and may contain spaces: count fields after it.
@@ -454,6 +473,16 @@ mod tests {
         assert!(value.contains("\"trusted_header\":\"x-caller\""));
         let b = bootstrap(Arm::Native(10), &modules(), up);
         assert!(b["static_resources"]["clusters"][2]["outlier_detection"].is_object());
+    }
+
+    #[test]
+    fn configure_times_are_measured_from_the_previous_line() {
+        let log = "[2026-11-22 00:14:20.178][1][info][config] loading 1 listener(s)\n\
+                   [2026-11-22 00:14:20.640][1][info][wasm] wasm log xcluster: configured 1 routes\n\
+                   continuation without a timestamp\n\
+                   [2026-11-22 00:14:20.651][1][info][wasm] wasm log xcluster: configured 1 routes\n";
+        assert_eq!(configure_log_ms(log), vec![462, 11]);
+        assert!(configure_log_ms("[2026-11-22 00:14:20.640][1] xcluster: configured").is_empty());
     }
 
     #[test]

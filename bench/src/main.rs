@@ -217,23 +217,6 @@ fn verify(envoy: &PinnedEnvoy, arm: Arm, kind: RequestKind) -> Result<(), Error>
     Ok(())
 }
 
-fn configure_log_ms(log: &str) -> Vec<u64> {
-    let lines: Vec<&str> = log.lines().collect();
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if !line.contains("xcluster: configured") || i == 0 {
-            continue;
-        }
-        if let (Some(end), Some(begin)) = (
-            envoy::log_time_ms(line),
-            lines[..i].iter().rev().find_map(|l| envoy::log_time_ms(l)),
-        ) {
-            out.push(end.saturating_sub(begin));
-        }
-    }
-    out
-}
-
 fn run(args: &Args) -> Result<(), Error> {
     if args.render {
         let json = fs::read_to_string(root().join(&args.json))?;
@@ -328,7 +311,7 @@ fn run(args: &Args) -> Result<(), Error> {
             &bootstrap,
             args.envoy_cpu,
         )?;
-        let configure = configure_log_ms(&e.log());
+        let configure = envoy::configure_log_ms(&e.log());
         eprintln!(
             "{}: ready after {:.0} ms, RSS {} KiB, configure (log) {:?} ms",
             arm.id(),
