@@ -1363,7 +1363,11 @@ impl<'a> Builder<'a> {
                     name: m.name.clone(),
                     path_regex: m.path_regex.clone(),
                     methods: m.methods.clone(),
-                    headers: m.headers.as_ref().map(|h| h.merged()).unwrap_or_default(),
+                    headers: m
+                        .headers
+                        .as_ref()
+                        .map(|h| h.merged().into_iter().collect())
+                        .unwrap_or_default(),
                 })
                 .collect();
             route_groups.push(RouteGroupConfig {

@@ -367,7 +367,10 @@ fn smi_access_defaults_to_enforce_and_reads_both_header_shapes() {
     let access = &m.config.access;
     assert_eq!(access.mode, AccessMode::Enforce);
     assert_eq!(access.route_groups[0].name, "httpbin/httpbin-route");
-    assert_eq!(access.route_groups[0].matches[0].headers["x-user"], "a.*");
+    assert_eq!(
+        access.route_groups[0].matches[0].headers,
+        [("x-user".to_string(), "a.*".to_string())]
+    );
     assert_eq!(access.traffic_targets[0].sources[0].name, "curl");
     assert_eq!(
         access.traffic_targets[0].rules[0].route_group,
@@ -383,8 +386,8 @@ fn smi_access_defaults_to_enforce_and_reads_both_header_shapes() {
     )
     .unwrap();
     assert_eq!(
-        m.config.access.route_groups[0].matches[0].headers["x-user"],
-        "a.*"
+        m.config.access.route_groups[0].matches[0].headers,
+        [("x-user".to_string(), "a.*".to_string())]
     );
 }
 

@@ -15,7 +15,7 @@ use crate::balancer::Rng;
 use crate::config::LocalConfig;
 use crate::engine::{self, metrics, Decision, ReplyReason};
 use crate::health::{self, OutlierDetector};
-use crate::matcher::{parse_header_map, Header, Request};
+use crate::matcher::{parse_header_map, serialize_header_map, Header, Request};
 use crate::policy::Policy;
 
 // No panic hook: std's default one writes the message to stderr, which Envoy logs at
@@ -23,6 +23,11 @@ use crate::policy::Policy;
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
 }}
+
+/// Whether the host keeps log lines of `level` (asked per use: Envoy's level can change).
+fn log_enabled(level: LogLevel) -> bool {
+    hostcalls::get_log_level().is_ok_and(|current| current as u32 <= level as u32)
+}
 
 /// Logs through the host (Envoy applies its own log level).
 fn log(level: LogLevel, message: std::fmt::Arguments<'_>) {
@@ -39,6 +44,39 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> Status;
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_send_local_response(
+        status_code: u32,
+        details_data: *const u8,
+        details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+}
+
+/// Sends a local reply with response code details (the SDK's `send_http_response` has no
+/// way to pass them).
+fn send_local_reply(status: u32, details: &str, body: &str, headers: &[Header<'_>]) {
+    let headers = serialize_header_map(headers);
+    // SAFETY: every pointer and length describes a live buffer the host only reads.
+    unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        );
+    }
 }
 
 /// Reads a whole header map as its serialized bytes (no per-header allocation).
@@ -373,17 +411,21 @@ impl Stream {
         if let Decision::Forward { .. } = decision {
             self.apply(&decision, pseudo(&headers, ":path"));
         }
-        let denied = matches!(
-            decision,
+        // Denials are logged at debug (as Envoy's RBAC does: a denial storm must not flood
+        // the log; counters and response code details carry the reason); dry-run
+        // would-be denials at info, since reporting them is what the mode is for.
+        let level = match decision {
             Decision::Reply {
                 reason: ReplyReason::Denied(_),
                 ..
-            } | Decision::Forward {
+            } => Some(LogLevel::Debug),
+            Decision::Forward {
                 access: engine::Access::DryRunDenied(_),
                 ..
-            }
-        );
-        let caller = denied.then(|| {
+            } => Some(LogLevel::Info),
+            _ => None,
+        };
+        let caller = level.filter(|&l| log_enabled(l)).map(|_| {
             let raw = match &policy.identity.trusted_header {
                 Some(h) => req.header(h),
                 None => host.peer_uri_san.as_deref(),
@@ -427,8 +469,8 @@ impl Stream {
         let _ = hostcalls::call_foreign_function("clear_route_cache", Some(&[]));
     }
 
+    /// Counts the decision and logs a denial when `caller` is given (see `decide`).
     fn count(&self, decision: &Decision, caller: Option<&str>) {
-        let caller = caller.unwrap_or("-");
         let p = &self.plugin;
         match *decision {
             Decision::Pass => bump(p.unmatched),
@@ -442,6 +484,7 @@ impl Stream {
                 bump(m.routed[target]);
                 if let engine::Access::DryRunDenied(reason) = access {
                     bump(m.dry_run_denied);
+                    let Some(caller) = caller else { return };
                     log(
                         LogLevel::Info,
                         format_args!(
@@ -461,8 +504,9 @@ impl Stream {
                             crate::authorizer::DenyReason::NoIdentity => m.denied_no_identity,
                             crate::authorizer::DenyReason::NotAllowed => m.denied_not_allowed,
                         });
+                        let Some(caller) = caller else { return };
                         log(
-                            LogLevel::Info,
+                            LogLevel::Debug,
                             format_args!(
                                 "xcluster: deny route={} destination={} caller={caller} reason={}",
                                 p.policy.routes.routes()[r].name,
@@ -488,15 +532,12 @@ impl HttpContext for Stream {
         self.decision = Some(decision);
         if let Decision::Reply { reason, .. } = decision {
             let header = engine::describe(&self.plugin.policy, &decision);
-            let mut headers = vec![("content-type", "text/plain")];
-            if let (Some(name), Some(value)) = (&self.plugin.policy.decision_header, &header) {
-                headers.push((name.as_str(), value.as_str()));
-            }
-            let _ = hostcalls::send_http_response(
-                reason.status(),
-                headers,
-                Some(reason.body().as_bytes()),
-            );
+            // Envoy adds `content-type: text/plain` to a local reply with a body.
+            let headers: Vec<Header<'_>> = match (&self.plugin.policy.decision_header, &header) {
+                (Some(name), Some(value)) => vec![(name.as_str(), value.as_bytes())],
+                _ => Vec::new(),
+            };
+            send_local_reply(reason.status(), reason.details(), reason.body(), &headers);
             return Action::Pause;
         }
         Action::Continue

@@ -4,8 +4,6 @@
 //! validated beyond its JSON shape. [`crate::policy::Policy::try_from`] compiles a
 //! [`PluginConfig`] into the validated, indexed policy the data path uses.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 /// The only config schema version this filter understands.
@@ -154,9 +152,10 @@ pub struct HttpMatchConfig {
     /// Methods (upper case); `*` or an empty list matches every method.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
-    /// Header name → value regex, matched against the whole value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    /// Header name → value regex, matched against the whole value. A JSON object; kept
+    /// as pairs in document order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "header_map")]
+    pub headers: Vec<(String, String)>,
 }
 
 /// An SMI `TrafficTarget`: `sources` may call the `destination` ServiceAccount for the
@@ -405,4 +404,37 @@ pub struct LocalityConfig {
     /// Sub-zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subzone: Option<String>,
+}
+
+/// (De)serializes header pairs as a JSON object (a `Vec`, not a map type, keeps the
+/// `.wasm` small and the document order).
+mod header_map {
+    use std::fmt;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Vec<(String, String)>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of header name to value regex")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(pairs)
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
 }

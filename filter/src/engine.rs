@@ -53,6 +53,17 @@ impl ReplyReason {
         }
     }
 
+    /// Envoy response code details of the local reply (`%RESPONSE_CODE_DETAILS%` in
+    /// access logs): why, without naming the caller or the rules.
+    pub fn details(self) -> &'static str {
+        match self {
+            Self::NoRoute => "xcluster_no_route",
+            Self::Denied(DenyReason::NoIdentity) => "xcluster_denied_no_identity",
+            Self::Denied(DenyReason::NotAllowed) => "xcluster_denied_not_allowed",
+            Self::NoHealthyTarget => "xcluster_no_healthy_target",
+        }
+    }
+
     /// Body of the local reply: never any policy detail.
     pub fn body(self) -> &'static str {
         match self {

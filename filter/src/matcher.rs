@@ -85,6 +85,24 @@ pub fn parse_header_map(buf: &[u8]) -> Option<Vec<Header<'_>>> {
     Some(headers)
 }
 
+/// Serializes headers in the proxy-wasm map format [`parse_header_map`] reads.
+pub fn serialize_header_map(headers: &[Header<'_>]) -> Vec<u8> {
+    let data: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + headers.len() * 8 + data);
+    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+    for (name, value) in headers {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    }
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out
+}
+
 /// Strips the query string (and fragment) from a `:path`.
 pub fn path_without_query(path: &str) -> &str {
     match path.bytes().position(|b| b == b'?' || b == b'#') {
@@ -624,6 +642,11 @@ mod tests {
             let _ = parse_header_map(&buf[..cut]);
         }
         assert_eq!(parse_header_map(&buf[..buf.len() - 3]), None);
+        assert_eq!(
+            parse_header_map(&serialize_header_map(&headers)).unwrap(),
+            headers
+        );
+        assert_eq!(serialize_header_map(&[]), 0u32.to_le_bytes());
         assert_eq!(parse_header_map(&[0xff, 0xff, 0xff, 0xff]), None);
     }
 

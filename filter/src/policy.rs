@@ -479,9 +479,12 @@ fn compile_http_match(
     };
     let methods = MethodSet::new(&mat.methods)
         .map_err(|e| ConfigError::new(format!("{}.methods", path()), e))?;
-    let mut headers = Vec::with_capacity(mat.headers.len());
+    let mut headers: Vec<HeaderCondition> = Vec::with_capacity(mat.headers.len());
     for (name, re) in &mat.headers {
         let hpath = format!("{}.headers.{name}", path());
+        if headers.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
+            return Err(ConfigError::new(hpath, "duplicate header name"));
+        }
         non_empty(&hpath, "", name, "header name")?;
         let regex = regexes
             .compile(re, true)
@@ -859,6 +862,21 @@ mod tests {
             "routes[0].match.headers[0].regex",
             "limit",
         );
+    }
+
+    #[test]
+    fn duplicate_header_names_in_a_match() {
+        let json = base().to_string().replace(
+            r#""path_regex":"/""#,
+            r#""path_regex":"/","headers":{"x-a":"1","X-A":"2"}"#,
+        );
+        assert!(json.contains("X-A"), "the fixture changed: {json}");
+        let e = Policy::from_json(json.as_bytes(), &LocalConfig::default()).unwrap_err();
+        assert_eq!(
+            e.path, "access.route_groups[0].matches[0].headers.X-A",
+            "{e}"
+        );
+        assert_eq!(e.message, "duplicate header name");
     }
 
     #[test]

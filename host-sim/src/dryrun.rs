@@ -245,11 +245,19 @@ pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, Sim
                 .to_string();
             if line.contains("dry-run") {
                 *report.dry_run_denials.entry((dest, why)).or_default() += 1;
-            } else if line.starts_with("xcluster: deny") {
-                *report.denials.entry((dest, why)).or_default() += 1;
             }
         }
         if let Some(reply) = stream.local_reply() {
+            // Denials carry their reason in the response code details and their
+            // destination in the decision header (logged only at debug level).
+            if let Some(why) = reply.details.strip_prefix("xcluster_denied_") {
+                let dest = reply
+                    .headers
+                    .get_str(&decision_header)
+                    .and_then(|d| parse_decision(&d).remove("destination"))
+                    .unwrap_or_else(|| "-".to_string());
+                *report.denials.entry((dest, why.to_string())).or_default() += 1;
+            }
             let body = String::from_utf8_lossy(&reply.body).into_owned();
             *report
                 .replies

@@ -66,7 +66,7 @@ const CURL: &str = "spiffe://cluster.local/ns/caller/sa/curl";
 #[test]
 fn enforce_allows_listed_callers_and_denies_everyone_else() {
     let cfg = enforce_all(json!([{"name": "all", "path_regex": ".*", "methods": ["*"]}]));
-    let host = new_host();
+    let host = host_with(7, LogLevel::Debug);
     let vm = start(&host, &cfg);
     let (s, action) = send(&vm, &get("/", &[]), Some(CURL));
     assert_eq!(action, Action::Continue);
@@ -83,13 +83,19 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
         (reply.status, reply.body.as_slice()),
         (403, &b"access denied"[..])
     );
+    // The reason goes to Envoy's response code details (access logs), not to the client.
+    assert_eq!(reply.details, "xcluster_denied_not_allowed");
     assert_eq!(host.counter("xcluster.dest.d.denied.not_allowed"), Some(1));
 
     let (s, _) = send(&vm, &get("/", &[]), None);
     assert_eq!(s.local_reply().unwrap().status, 403);
+    assert_eq!(
+        s.local_reply().unwrap().details,
+        "xcluster_denied_no_identity"
+    );
     assert_eq!(host.counter("xcluster.dest.d.denied.no_identity"), Some(1));
     let denials: Vec<String> = host
-        .logs_at(LogLevel::Info)
+        .logs_at(LogLevel::Debug)
         .into_iter()
         .filter(|l| l.starts_with("xcluster: deny "))
         .collect();
@@ -104,9 +110,35 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
 }
 
 #[test]
-fn the_deny_log_line_names_the_caller() {
+fn denials_are_not_logged_at_info_level() {
     let cfg = enforce_all(json!([{"name": "get", "methods": ["GET"]}]));
     let host = new_host();
+    let vm = start(&host, &cfg);
+    for _ in 0..20 {
+        let (s, _) = send(
+            &vm,
+            &get("/", &[]),
+            Some(CURL.replace("curl", "x").as_str()),
+        );
+        assert_eq!(s.local_reply().unwrap().status, 403);
+    }
+    assert_eq!(host.counter("xcluster.dest.d.denied.not_allowed"), Some(20));
+    let logged: Vec<String> = host
+        .logs()
+        .into_iter()
+        .map(|l| l.message)
+        .filter(|m| m.contains("deny"))
+        .collect();
+    assert!(
+        logged.is_empty(),
+        "a denial storm must not flood the log: {logged:?}"
+    );
+}
+
+#[test]
+fn the_deny_log_line_names_the_caller() {
+    let cfg = enforce_all(json!([{"name": "get", "methods": ["GET"]}]));
+    let host = host_with(7, LogLevel::Debug);
     let vm = start(&host, &cfg);
     send(
         &vm,
@@ -114,7 +146,7 @@ fn the_deny_log_line_names_the_caller() {
         Some("spiffe://cluster.local/ns/caller/sa/other"),
     );
     let line = host
-        .logs_at(LogLevel::Info)
+        .logs_at(LogLevel::Debug)
         .into_iter()
         .find(|l| l.starts_with("xcluster: deny "))
         .unwrap();

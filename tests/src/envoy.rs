@@ -109,6 +109,18 @@ fn render_listener(listener: &Listener, wasm: &str) -> Value {
     let hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": listener.name,
+        // One line per request on stdout (captured in the Envoy log), as operators would
+        // configure it: the filter's reasons show up as response code details.
+        "access_log": [{
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                "log_format": { "text_format_source": { "inline_string": format!(
+                    "access {} %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\n",
+                    listener.name
+                ) } }
+            }
+        }],
         "route_config": {
             "name": "xcluster",
             "virtual_hosts": [{

@@ -23,9 +23,14 @@ pub fn new_host() -> Host {
 
 /// A host with a given random seed.
 pub fn host_with_seed(seed: u64) -> Host {
+    host_with(seed, xcluster_host_sim::LogLevel::Info)
+}
+
+/// A host that keeps log lines down to `level` (Envoy with `-l debug` for `Debug`).
+pub fn host_with(seed: u64, log_level: xcluster_host_sim::LogLevel) -> Host {
     let options = HostOptions {
         seed,
-        log_level: xcluster_host_sim::LogLevel::Info,
+        log_level,
         ..HostOptions::default()
     };
     Host::new(wasm(), options).unwrap()
