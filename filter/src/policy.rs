@@ -504,7 +504,9 @@ fn compile_http_match(
     ))
 }
 
-fn tier(target: &TargetConfig, local: &LocalConfig) -> u32 {
+/// A target's locality tier, lower first: its explicit `priority`, else 0 in the local
+/// cluster, 1 same region and zone, 2 same region, 3 anywhere (Istio's order).
+pub fn tier(target: &TargetConfig, local: &LocalConfig) -> u32 {
     if let Some(p) = target.priority {
         return p;
     }

@@ -9,26 +9,7 @@ use xcluster_filter::config::{
 };
 
 use crate::model::Model;
-
-/// Locality tier as the filter computes it: explicit priority, else 0 same cluster,
-/// 1 same region and zone, 2 same region, 3 anywhere.
-pub fn tier(target: &TargetConfig, local: &LocalConfig) -> u32 {
-    if let Some(p) = target.priority {
-        return p;
-    }
-    let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
-    if local.cluster.as_deref() == Some(target.cluster.as_str()) {
-        0
-    } else if same(&target.locality.region, &local.region)
-        && same(&target.locality.zone, &local.zone)
-    {
-        1
-    } else if same(&target.locality.region, &local.region) {
-        2
-    } else {
-        3
-    }
-}
+use xcluster_filter::policy::tier;
 
 /// The explanation text.
 pub fn render(model: &Model) -> String {
