@@ -24,9 +24,9 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
 }}
 
-/// Whether the host keeps log lines of `level` (asked per use: Envoy's level can change).
-fn log_enabled(level: LogLevel) -> bool {
-    hostcalls::get_log_level().is_ok_and(|current| current as u32 <= level as u32)
+/// The host's current log level (Envoy's `wasm` logger), as a number.
+fn host_log_level() -> u32 {
+    hostcalls::get_log_level().map_or(LogLevel::Info as u32, |l| l as u32)
 }
 
 /// Logs through the host (Envoy applies its own log level).
@@ -34,7 +34,7 @@ fn log(level: LogLevel, message: std::fmt::Arguments<'_>) {
     let _ = hostcalls::log(level, &message.to_string());
 }
 
-/// Envoy's tick period for refreshing shared outlier state.
+/// Envoy's tick period for refreshing shared outlier state and the log level.
 const TICK: Duration = Duration::from_secs(1);
 
 #[link(wasm_import_module = "env")]
@@ -135,6 +135,9 @@ struct Plugin {
     /// Shared-data key of each destination's ejection table.
     shared_keys: Vec<String>,
     rng: Cell<Rng>,
+    /// The host's log level, read at configure and on every tick (so a change through
+    /// Envoy's admin `/logging` applies within a tick) instead of once per denial.
+    log_level: Cell<u32>,
 }
 
 impl Plugin {
@@ -184,9 +187,15 @@ impl Plugin {
             destinations,
             detectors: RefCell::new(detectors),
             shared_keys,
+            log_level: Cell::new(host_log_level()),
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
+    }
+
+    /// Whether log lines of `level` would be kept.
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        self.log_level.get() <= level as u32
     }
 
     /// Adopts other VMs' ejections and ends expired ones.
@@ -290,14 +299,7 @@ impl RootContext for Root {
             seed = now_ms().to_le_bytes();
         }
         let plugin = Plugin::new(policy, u64::from_le_bytes(seed));
-        if plugin
-            .policy
-            .destinations
-            .iter()
-            .any(|d| d.outlier_detection.is_some())
-        {
-            let _ = hostcalls::set_tick_period(TICK);
-        }
+        let _ = hostcalls::set_tick_period(TICK);
         log(
             LogLevel::Info,
             format_args!(
@@ -313,6 +315,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         if let Some(p) = &self.plugin {
+            p.log_level.set(host_log_level());
             p.refresh_health();
         }
     }
@@ -425,7 +428,7 @@ impl Stream {
             } => Some(LogLevel::Info),
             _ => None,
         };
-        let caller = level.filter(|&l| log_enabled(l)).map(|_| {
+        let caller = level.filter(|&l| self.plugin.log_enabled(l)).map(|_| {
             let raw = match &policy.identity.trusted_header {
                 Some(h) => req.header(h),
                 None => host.peer_uri_san.as_deref(),
