@@ -115,3 +115,45 @@ fn trusted_header_carries_the_identity() {
         assert_eq!(stats.get(&name).copied(), Some(1), "{stats:?}");
     }
 }
+
+#[test]
+fn deny_lines_follow_envoys_wasm_log_level() {
+    let mut config = ENFORCE_LOCAL_ONLY.value();
+    config["identity"] = json!({ "trusted_header": "x-caller" });
+    let gw = Gateway::start("deny-log-level", vec![Listener::plain("gw", &config)]).unwrap();
+    let mut client = gw.client("gw");
+    let mut deny = || {
+        let resp = client
+            .request("GET", HTTPBIN_HOST, "/", &[("x-caller", INTRUDER_ID)])
+            .unwrap();
+        assert_eq!(resp.status, 403);
+    };
+
+    // At Envoy's default level (info) a denial is counted, not logged.
+    for _ in 0..5 {
+        deny();
+    }
+    assert!(
+        !gw.envoy.log().contains("xcluster: deny"),
+        "{}",
+        gw.envoy.log()
+    );
+
+    // Raised through the admin API, the filter picks the level up on its next tick.
+    let admin = gw.envoy.admin().expect("admin address");
+    let resp = xcluster_e2e::client::Client::plain(admin)
+        .request("POST", "127.0.0.1", "/logging?wasm=debug", &[])
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let logged = xcluster_e2e::wait_for(std::time::Duration::from_secs(5), || {
+        deny();
+        gw.envoy
+            .log()
+            .lines()
+            .find(|l| l.contains("xcluster: deny"))
+            .map(str::to_owned)
+    });
+    let line = logged.expect("a deny line once the wasm log level is debug");
+    assert!(line.contains(&format!("caller={INTRUDER_ID}")), "{line}");
+    assert!(line.ends_with("reason=not_allowed"), "{line}");
+}
