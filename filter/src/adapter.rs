@@ -15,7 +15,7 @@ use crate::balancer::Rng;
 use crate::config::LocalConfig;
 use crate::engine::{self, metrics, Decision, ReplyReason};
 use crate::health::{self, OutlierDetector};
-use crate::matcher::{parse_header_map, serialize_header_map, Header, Request};
+use crate::matcher::{as_str, parse_header_map, serialize_header_map, Header, Request};
 use crate::policy::Policy;
 
 // No panic hook: std's default one writes the message to stderr, which Envoy logs at
@@ -366,7 +366,7 @@ fn pseudo<'a>(headers: &[Header<'a>], name: &str) -> &'a str {
     headers
         .iter()
         .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .and_then(|(_, v)| as_str(v))
         .unwrap_or("")
 }
 

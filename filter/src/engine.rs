@@ -7,7 +7,7 @@ use crate::authorizer::DenyReason;
 use crate::balancer::{Chooser, Rng};
 use crate::config::{AccessMode, StickyConfig, Unmatched};
 use crate::identity;
-use crate::matcher::Request;
+use crate::matcher::{as_str, Request};
 use crate::policy::Policy;
 
 /// How access control treated a forwarded request.
@@ -178,7 +178,7 @@ fn authorize(
             &owned
         }
     };
-    let raw = std::str::from_utf8(raw).map_err(|_| DenyReason::NoIdentity)?;
+    let raw = as_str(raw).ok_or(DenyReason::NoIdentity)?;
     let id = identity::parse(raw).ok_or(DenyReason::NoIdentity)?;
     let domains = &policy.identity.trust_domains;
     if !domains.is_empty() && !domains.iter().any(|d| d == id.trust_domain) {

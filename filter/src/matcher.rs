@@ -54,6 +54,17 @@ impl<'a> Request<'a> {
     }
 }
 
+/// `bytes` as a string: ASCII (header names, pseudo-header values) takes a fast path
+/// that skips general UTF-8 validation; anything else is validated.
+pub fn as_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// Parses a proxy-wasm serialized header map (`u32` count, `count` × (`u32` name length,
 /// `u32` value length), then each name and value followed by a NUL) without copying.
 /// Headers whose name is not UTF-8 are skipped; a malformed buffer yields `None`.
@@ -78,7 +89,7 @@ pub fn parse_header_map(buf: &[u8]) -> Option<Vec<Header<'_>>> {
         data = data.checked_add(name_len + 1)?;
         let value = buf.get(data..data.checked_add(value_len)?)?;
         data = data.checked_add(value_len + 1)?;
-        if let Ok(name) = std::str::from_utf8(name) {
+        if let Some(name) = as_str(name) {
             headers.push((name, value));
         }
     }
@@ -335,9 +346,7 @@ impl HeaderCondition {
             (None, _) => false,
             (Some(_), ValueCondition::Present) => true,
             (Some(v), ValueCondition::Exact(e)) => v == e.as_slice(),
-            (Some(v), ValueCondition::Regex(r)) => {
-                std::str::from_utf8(v).is_ok_and(|v| r.is_match(v))
-            }
+            (Some(v), ValueCondition::Regex(r)) => as_str(v).is_some_and(|v| r.is_match(v)),
         }
     }
 }
@@ -617,6 +626,14 @@ mod tests {
             out.push(0);
         }
         out
+    }
+
+    #[test]
+    fn ascii_fast_path_and_utf8_fallback() {
+        assert_eq!(as_str(b"x-user"), Some("x-user"));
+        assert_eq!(as_str("é".as_bytes()), Some("é"));
+        assert_eq!(as_str(&[0xc3, 0x28]), None);
+        assert_eq!(as_str(b""), Some(""));
     }
 
     #[test]
