@@ -50,7 +50,7 @@ impl TailMatcher {
     /// Compiles `tail`, or None if it uses anything outside the supported subset (the
     /// caller then keeps using regex-lite) or expands to more than 63 positions.
     ///
-    /// Subset: ASCII literals other than ``\ . + * ? ( ) | [ ] { } ^ $``; `\` + ASCII
+    /// Subset: printable ASCII literals but ``\ . + * ? ( ) | [ ] { } ^ $``; `\` + ASCII
     /// punctuation other than `<` `>`; `.`; `\d \D \w \W \s \S`; classes `[...]`/`[^...]`
     /// of literals, ranges, escaped punctuation and `\d`-style classes (a `-` only first,
     /// last or in a range; no `[` inside, no empty class, no `&&`/`~~`/`--`); each atom
@@ -151,10 +151,10 @@ impl Positions {
     }
 
     fn one(&mut self, class: AsciiSet, optional: bool, repeat: bool) -> Option<()> {
-        let bit = 1u64 << self.classes.len();
         if self.classes.len() >= MAX_POSITIONS {
             return None;
         }
+        let bit = 1u64 << self.classes.len();
         self.classes.push(class);
         if optional {
             self.optional |= bit;
@@ -169,7 +169,7 @@ impl Positions {
         let mut table = [0u64; 128];
         for (p, class) in self.classes.iter().enumerate() {
             for (b, entry) in table.iter_mut().enumerate() {
-                if class >> b & 1 != 0 {
+                if (class >> b) & 1 != 0 {
                     *entry |= 1 << p;
                 }
             }
@@ -285,7 +285,9 @@ fn quantifier(bytes: &[u8], i: usize) -> Option<(usize, Option<usize>, usize)> {
                 Some(b',') if bytes.get(after + 1) == Some(&b'}') => (min, None, after + 2),
                 Some(b',') => {
                     let (max, after) = count(bytes, after + 1)?;
-                    (bytes.get(after) == Some(&b'}')).then_some(())?;
+                    if bytes.get(after) != Some(&b'}') {
+                        return None;
+                    }
                     (min, Some(max), after + 1)
                 }
                 _ => return None,
@@ -379,7 +381,11 @@ mod tests {
         ];
         for &(tail, haystack, want) in cases {
             assert_eq!(m(tail, haystack), Some(want), "{tail:?} on {haystack:?}");
-            assert_eq!(oracle(tail, haystack), want, "oracle {tail:?} on {haystack:?}");
+            assert_eq!(
+                oracle(tail, haystack),
+                want,
+                "oracle {tail:?} on {haystack:?}"
+            );
         }
         let long = "a".repeat(10_000);
         assert_eq!(m("a*a*a*b", &long), Some(false));
@@ -391,7 +397,6 @@ mod tests {
     fn non_ascii_haystacks() {
         assert_eq!(m("[0-9]+/x", "12é/x"), None);
         assert_eq!(m(".*$", "aé"), None);
-        assert_eq!(m("é", "x"), None, "é does not compile");
     }
 
     #[test]
@@ -404,17 +409,19 @@ mod tests {
 
     #[test]
     fn rejections() {
-        let refused = [
-            "é", "a|b", "(a)", "(?i)a", "^a", r"\b", r"\B", r"\A", r"\z", r"\<", r"\>", r"\n",
-            r"\t", r"\x41", r"\p{L}", r"\pL", r"\1", r"\e", "\\", "a$b", "$$", "*a", "+", "?",
-            "{2}", "a**", "a+*", "a{2}{3}", "a{", "a{}", "a{,2}", "a{2", "a{2,", "a{2,3",
-            "a{ 2}", "a{3,2}", "a{x}", "a{64}", "a{0,64}", "a{99999999999999999999}", "[]a]",
-            "[^]a]", "[]", "[^]", "[a", "[a-", "[a-z", "[[:alpha:]]", "[a[b]]", "[a&&b]",
-            "[a--b]", "[a~~b]", "[z-a]", r"[\d-z]", r"[a-\d]", "[a-b-c]", "[--a]", r"[\n]",
-            "[é]", "]", "}", ")", "a\tb", ".{63}x",
-        ];
+        // Space-separated, plus the ones containing whitespace.
+        let refused = r"é a|b (a) (?i)a ^a \b \B \A \z \< \> \n \t \x41 \p{L} \pL \1 \e \ a$b $$
+            *a + ? {2} a** a+* a{2}{3} a{ a{} a{,2} a{2 a{2, a{2,3 a{3,2} a{x} a{64} a{0,64}
+            a{99999999999999999999} []a] [^]a] [] [^] [a [a- [a-z [[:alpha:]] [a[b]] [a&&b]
+            [a--b] [a~~b] [z-a] [\d-z] [a-\d] [a-b-c] [--a] [\n] [é] ] } ) .{63}x";
+        let refused = refused
+            .split_whitespace()
+            .chain(["a{ 2}", "a\tb", "[ -\t]"]);
         for tail in refused {
-            assert!(TailMatcher::compile(tail).is_none(), "{tail:?} should be refused");
+            assert!(
+                TailMatcher::compile(tail).is_none(),
+                "{tail:?} should be refused"
+            );
         }
         assert!(TailMatcher::compile(&"a".repeat(63)).is_some());
         assert!(TailMatcher::compile(&"a".repeat(64)).is_none());
@@ -442,8 +449,7 @@ mod tests {
     }
 
     /// Bytes near class boundaries and the metacharacters' neighbours.
-    const INTERESTING: &[u8] =
-        b"\0\t\n\x0b\r /-.09:@AZ[\\]^_`az{|}~\x7f_.1b";
+    const INTERESTING: &[u8] = b"\0\t\n\x0b\r /-.09:@AZ[\\]^_`az{|}~\x7f_.1b";
 
     /// An atom of the supported grammar: its text and the bytes it accepts (per
     /// regex-lite, queried byte by byte).
@@ -461,12 +467,18 @@ mod tests {
                 if rng.below(6) == 0 {
                     class.push('-');
                 }
+                let mut last = "";
                 for _ in 0..1 + rng.below(3) {
-                    class.push_str(rng.pick(&[
+                    let item = *rng.pick(&[
                         "a", "z", "/", "0-9", "a-f", "A-Z", ":-@", "!-/", r"\d", r"\W", r"\s",
-                        r"\]", r"\-", r"\\", r"\^", "^", ".", "_", "&", "~", "$", " ",
-                        r"\[-`", "{-~",
-                    ]));
+                        r"\]", r"\-", r"\\", r"\^", "x^", ".", "_", "&", "~", "$", " ", r"\[-`",
+                        "{-~",
+                    ]);
+                    // `&&` and `~~` are class operations, refused by both.
+                    if item != last {
+                        class.push_str(item);
+                    }
+                    last = item;
                 }
                 if rng.below(6) == 0 {
                     class.push('-');
@@ -557,7 +569,7 @@ mod tests {
     #[test]
     fn agrees_with_regex_lite_on_generated_tails() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let (mut pairs, mut matched) = (0, 0);
+        let (mut pairs, mut matched, mut undecided) = (0, 0, 0);
         for _ in 0..400 {
             let (tail, atoms) = tail(&mut rng);
             let matcher = TailMatcher::compile(&tail)
@@ -574,11 +586,20 @@ mod tests {
                 pairs += 1;
                 matched += usize::from(want);
             }
-            assert_eq!(matcher.is_match("é"), None, "{tail:?}");
+            // Non-ASCII: no answer, unless the tail decides before reaching it.
+            match matcher.is_match("é") {
+                None => undecided += 1,
+                answer => assert_eq!(answer, Some(regex.is_match("é")), "{tail:?}"),
+            }
         }
+        println!("{pairs} pairs, {matched} matches, {undecided} decided before non-ASCII");
         assert!(pairs >= 4000);
+        assert!(undecided > 100, "{undecided}");
         // Both answers are well represented, or the comparison would prove little.
-        assert!(matched > pairs / 5 && matched < pairs * 4 / 5, "{matched}/{pairs}");
+        assert!(
+            matched > pairs / 5 && matched < pairs * 4 / 5,
+            "{matched}/{pairs}"
+        );
     }
 
     #[test]
@@ -609,6 +630,7 @@ mod tests {
                 pairs += 1;
             }
         }
+        println!("{compiled} of 20000 random tails compiled, {pairs} pairs compared");
         assert!(compiled > 1000, "{compiled}");
         assert!(pairs > 4000, "{pairs}");
     }
