@@ -7,9 +7,9 @@ use xcluster_bench::sim::{self, RequestKind, SimCost};
 
 /// (rules, allowed budget, denied budget, on_configure budget), in wasm instructions.
 const BUDGETS: [(usize, u64, u64, u64); 3] = [
-    (10, 94_000, 57_000, 2_200_000),
-    (1_000, 93_000, 57_000, 117_000_000),
-    (10_000, 95_000, 57_000, 1_170_000_000),
+    (10, 45_000, 51_000, 2_350_000),
+    (1_000, 46_000, 48_000, 119_000_000),
+    (10_000, 47_000, 48_000, 1_190_000_000),
 ];
 
 /// Requests per kind and policy size.

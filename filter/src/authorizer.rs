@@ -4,12 +4,15 @@
 //! `pathRegex` in a byte trie, so a request walks its path once and evaluates only the
 //! matches whose prefix it carries, whatever the number of rules.
 
+use std::rc::Rc;
+
 use regex_lite::Regex;
 
 use crate::config::{AccessMode, ServiceAccountRef};
 use crate::matcher::{
     regex_shape, HeaderCondition, Map, MethodSet, RegexCache, RegexShape, Request, REGEX_MAX_LEN,
 };
+use crate::tail::TailMatcher;
 
 /// Interned ServiceAccount.
 pub type AccountId = u32;
@@ -23,9 +26,14 @@ pub enum PathTest {
     Exact,
     /// Run the (start-anchored) regex on the whole path.
     Regex(Regex),
-    /// Run the regex on the path after the literal prefix (see
-    /// [`crate::matcher::RegexShape::Regex`]).
-    RegexAfterPrefix(Regex),
+    /// Match the path after the literal prefix (see [`crate::matcher::RegexShape::Regex`])
+    /// with the fast tail matcher when there is one and the path is ASCII, else the regex.
+    RegexAfterPrefix {
+        /// The tail's fast matcher, if the tail is in its subset.
+        fast: Option<Rc<TailMatcher>>,
+        /// The tail as a start-anchored regex.
+        regex: Regex,
+    },
 }
 
 /// A compiled HTTPRouteGroup match.
@@ -45,10 +53,13 @@ impl CompiledMatch {
             PathTest::Prefix => true,
             PathTest::Exact => prefix_len == req.path.len(),
             PathTest::Regex(r) => r.is_match(req.path),
-            PathTest::RegexAfterPrefix(r) => req
-                .path
-                .get(prefix_len..)
-                .is_some_and(|rest| r.is_match(rest)),
+            PathTest::RegexAfterPrefix { fast, regex } => {
+                req.path.get(prefix_len..).is_some_and(|rest| {
+                    fast.as_ref()
+                        .and_then(|m| m.is_match(rest))
+                        .unwrap_or_else(|| regex.is_match(rest))
+                })
+            }
         };
         path_ok && self.methods.matches(req.method) && self.headers.iter().all(|h| h.matches(req))
     }
@@ -134,11 +145,8 @@ pub fn path_test(pattern: &str, cache: &mut RegexCache) -> Result<(String, PathT
             literal,
             rest: Some(at),
         } => {
-            let tail = pattern.get(at..).unwrap_or_default();
-            (
-                literal,
-                PathTest::RegexAfterPrefix(cache.compile(tail, false)?),
-            )
+            let (regex, fast) = cache.compile_tail(pattern.get(at..).unwrap_or_default())?;
+            (literal, PathTest::RegexAfterPrefix { fast, regex })
         }
         RegexShape::Regex {
             literal,
@@ -352,6 +360,41 @@ mod tests {
         assert!(!ok("/api/vx/items"));
         assert!(ok("/deep/admin"));
         assert!(!ok("/other"));
+    }
+
+    #[test]
+    fn simple_tails_take_the_fast_matcher_and_non_ascii_paths_fall_back() {
+        let mut cache = RegexCache::default();
+        let (literal, test) = path_test("/api/v[0-9]+/items/", &mut cache).unwrap();
+        assert_eq!(literal, "/api/v");
+        assert!(matches!(
+            test,
+            PathTest::RegexAfterPrefix { fast: Some(_), .. }
+        ));
+        let (_, complex) = path_test("/api/(v1|v2)/x", &mut cache).unwrap();
+        assert!(matches!(
+            complex,
+            PathTest::RegexAfterPrefix { fast: None, .. }
+        ));
+
+        let mut a = Authorizer::new(AccessMode::Enforce);
+        let src = a.account(&sa("a", "a"));
+        let dst = a.account(&sa("b", "b"));
+        let ids = [
+            add(&mut a, "/api/v[0-9]+/items/", &[]),
+            add(&mut a, "/x/.+é$", &[]),
+        ];
+        a.add_grant(dst, vec![src], &ids);
+        let h = [];
+        let ok = |p: &str| a.allowed(src, &req("GET", p, &h), &[dst]) == 1;
+        assert!(ok("/api/v2/items/42"));
+        assert!(ok("/api/v2/items/é"), "decided before the non-ASCII byte");
+        assert!(
+            !ok("/api/vé/items/"),
+            "non-ASCII before the answer: regex fallback"
+        );
+        assert!(ok("/x/ééé"), "non-ASCII throughout: regex fallback");
+        assert!(!ok("/x/é"));
     }
 
     #[test]

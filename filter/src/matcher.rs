@@ -4,7 +4,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use std::rc::Rc;
+
 use regex_lite::{Regex, RegexBuilder};
+
+use crate::tail::TailMatcher;
 
 /// Compiled regexes may use at most this much memory (bytes).
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -206,6 +210,7 @@ pub type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 pub struct RegexCache {
     index: Map<String, u32>,
     compiled: Vec<Regex>,
+    tails: Vec<Option<Rc<TailMatcher>>>,
 }
 
 impl RegexCache {
@@ -218,7 +223,29 @@ impl RegexCache {
         let regex = compile_regex(pattern, anchor_end)?;
         self.index.insert(key, self.compiled.len() as u32);
         self.compiled.push(regex.clone());
+        self.tails.push(
+            (!anchor_end)
+                .then(|| TailMatcher::compile(pattern).map(Rc::new))
+                .flatten(),
+        );
         Ok(regex)
+    }
+
+    /// A start-anchored regex for `pattern` and, when the pattern is simple enough, the
+    /// fast [`TailMatcher`] for it (shared by every rule with the same tail).
+    pub fn compile_tail(
+        &mut self,
+        pattern: &str,
+    ) -> Result<(Regex, Option<Rc<TailMatcher>>), String> {
+        let regex = self.compile(pattern, false)?;
+        let key = format!("^{pattern}");
+        let tail = self
+            .index
+            .get(&key)
+            .and_then(|&i| self.tails.get(i as usize))
+            .cloned()
+            .flatten();
+        Ok((regex, tail))
     }
 }
 
