@@ -347,11 +347,11 @@ struct EngineHost<'a> {
 }
 
 impl engine::Host for EngineHost<'_> {
-    fn peer_uri_san(&mut self) -> Option<Vec<u8>> {
+    fn peer_uri_san(&mut self) -> Option<&[u8]> {
         self.peer_uri_san = hostcalls::get_property(vec!["connection", "uri_san_peer_certificate"])
             .ok()
             .flatten();
-        self.peer_uri_san.clone()
+        self.peer_uri_san.as_deref()
     }
 
     fn ejected(&self, d: usize) -> u64 {
@@ -390,10 +390,11 @@ impl Stream {
             }
         }
         let mut host_buf = String::new();
+        let path = pseudo(&headers, ":path");
         let req = Request::new(
             pseudo(&headers, ":method"),
             pseudo(&headers, ":authority"),
-            pseudo(&headers, ":path"),
+            path,
             &headers,
             &mut host_buf,
         );
@@ -412,7 +413,7 @@ impl Stream {
         let decision = engine::decide(policy, &req, &mut host, &mut rng);
         self.plugin.rng.set(rng);
         if let Decision::Forward { .. } = decision {
-            self.apply(&decision, pseudo(&headers, ":path"));
+            self.apply(&decision, path);
         }
         // Denials are logged at debug (as Envoy's RBAC does: a denial storm must not flood
         // the log; counters and response code details carry the reason); dry-run

@@ -101,8 +101,9 @@ pub enum Decision {
 
 /// What [`decide`] needs from the host besides the request.
 pub trait Host {
-    /// The peer certificate's URI SAN (`connection.uri_san_peer_certificate`).
-    fn peer_uri_san(&mut self) -> Option<Vec<u8>>;
+    /// The peer certificate's URI SAN (`connection.uri_san_peer_certificate`); read at
+    /// most once per request, and kept by the host (the deny log line names the caller).
+    fn peer_uri_san(&mut self) -> Option<&[u8]>;
     /// Bit mask of ejected targets of destination `d`.
     fn ejected(&self, d: usize) -> u64;
 }
@@ -170,13 +171,9 @@ fn authorize(
     host: &mut impl Host,
     accounts: &[u32],
 ) -> Result<u64, DenyReason> {
-    let owned;
     let raw: &[u8] = match &policy.identity.trusted_header {
         Some(h) => req.header(h).ok_or(DenyReason::NoIdentity)?,
-        None => {
-            owned = host.peer_uri_san().ok_or(DenyReason::NoIdentity)?;
-            &owned
-        }
+        None => host.peer_uri_san().ok_or(DenyReason::NoIdentity)?,
     };
     let raw = as_str(raw).ok_or(DenyReason::NoIdentity)?;
     let id = identity::parse(raw).ok_or(DenyReason::NoIdentity)?;
@@ -314,9 +311,9 @@ mod tests {
     }
 
     impl Host for FakeHost {
-        fn peer_uri_san(&mut self) -> Option<Vec<u8>> {
+        fn peer_uri_san(&mut self) -> Option<&[u8]> {
             self.san_reads += 1;
-            self.san.map(|s| s.as_bytes().to_vec())
+            self.san.map(str::as_bytes)
         }
         fn ejected(&self, _: usize) -> u64 {
             self.ejected
