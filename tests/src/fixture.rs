@@ -145,6 +145,40 @@ impl Tally {
         }
         tally
     }
+
+    /// Sends `per_client` GETs of `host` `path` on every client, each on its own thread,
+    /// reconnecting every 50 requests so that both Envoy workers serve, and merges the
+    /// tallies.
+    pub fn collect_parallel(
+        clients: Vec<Client>,
+        per_client: usize,
+        host: &'static str,
+        path: &'static str,
+    ) -> Self {
+        let workers: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                std::thread::spawn(move || {
+                    let mut sent = 0;
+                    Tally::collect(per_client, || {
+                        sent += 1;
+                        if sent % 50 == 0 {
+                            client.disconnect();
+                        }
+                        client.get(host, path)
+                    })
+                })
+            })
+            .collect();
+        let mut tally = Self::default();
+        for worker in workers {
+            match worker.join() {
+                Ok(t) => tally.merge(&t),
+                Err(_) => tally.add("error: client thread panicked".into(), per_client),
+            }
+        }
+        tally
+    }
 }
 
 impl fmt::Display for Tally {

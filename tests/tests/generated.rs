@@ -5,7 +5,6 @@
 //! policy decides access by the caller's certificate.
 
 use std::sync::Arc;
-use std::thread;
 
 use rustls::ClientConfig;
 use xcluster_e2e::client::Client;
@@ -74,26 +73,9 @@ fn generated_000_split_lands_at_75_15_10_within_3_points() {
             .tls(&certs.files),
     );
     let caller = certs.client(CURL_ID);
-    // 4 connections × 750 requests, a fresh connection every 50 so both workers serve.
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let mut client = tls_client(&envoy, &caller);
-            thread::spawn(move || {
-                let mut sent = 0;
-                Tally::collect(750, || {
-                    sent += 1;
-                    if sent % 50 == 0 {
-                        client.disconnect();
-                    }
-                    client.get(REVIEWS_HOST, "/reviews/1")
-                })
-            })
-        })
-        .collect();
-    let mut tally = Tally::default();
-    for worker in workers {
-        tally.merge(&worker.join().unwrap());
-    }
+    // 4 connections × 750 requests, spread over Envoy's two worker VMs.
+    let clients = (0..4).map(|_| tls_client(&envoy, &caller)).collect();
+    let tally = Tally::collect_parallel(clients, 750, REVIEWS_HOST, "/reviews/1");
     println!("split over {} requests: {tally}", tally.total());
     assert_eq!(tally.total(), 3000);
     for (target, want) in [

@@ -1,7 +1,5 @@
 //! Weighted split over a real Envoy: 75 / 15 / 10 lands within ±3 points.
 
-use std::thread;
-
 use xcluster_e2e::envoy::Listener;
 use xcluster_e2e::fixture::{Gateway, Tally};
 use xcluster_e2e::scenario::{REVIEWS_HOST, SPLIT};
@@ -11,26 +9,10 @@ fn split_75_15_10_lands_within_3_points() {
     let gw = Gateway::start("split", vec![Listener::plain("split", &SPLIT.value())]).unwrap();
     let addr = gw.listener("split");
     // 4 connections × 750 requests, spread over Envoy's two worker VMs.
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            thread::spawn(move || {
-                let mut client = xcluster_e2e::client::Client::plain(addr);
-                // A fresh connection every 50 requests, so both workers serve.
-                let mut sent = 0;
-                Tally::collect(750, || {
-                    sent += 1;
-                    if sent % 50 == 0 {
-                        client.disconnect();
-                    }
-                    client.get(REVIEWS_HOST, "/reviews/1")
-                })
-            })
-        })
+    let clients = (0..4)
+        .map(|_| xcluster_e2e::client::Client::plain(addr))
         .collect();
-    let mut tally = Tally::default();
-    for worker in workers {
-        tally.merge(&worker.join().unwrap());
-    }
+    let tally = Tally::collect_parallel(clients, 750, REVIEWS_HOST, "/reviews/1");
     println!("split over {} requests: {tally}", tally.total());
     assert_eq!(tally.total(), 3000);
     assert_eq!(
