@@ -22,6 +22,16 @@ fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The stdout of a run that must have succeeded (its stderr in the failure message).
+fn stdout_of(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xcluster-gen-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -129,12 +139,7 @@ fn envoy_needs_an_address_for_every_target_and_rejects_unused_endpoints() {
         "c1/bookinfo/reviews/version=v1=127.0.0.1:18001",
     ]);
     let out = run_with_stdin(&full, TP);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_of(out);
     assert!(text.contains("port_value: 18002"), "{text}");
     assert!(text.contains("\"name\": \"reviews-remote\""), "{text}");
     assert!(
@@ -166,12 +171,7 @@ fn targets_sharing_an_address_share_one_envoy_cluster() {
         ],
         TP,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_of(out);
     assert_eq!(text.matches("connect_timeout").count(), 1, "{text}");
     // Both targets now route to the first name.
     assert_eq!(
@@ -205,12 +205,7 @@ fn envoy_tls_flags_add_downstream_mtls() {
         ],
         TP,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_of(out);
     assert!(text.contains("require_client_certificate: true"), "{text}");
     assert!(text.contains("filename: ca.crt"), "{text}");
     // All three are needed.
@@ -250,12 +245,7 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
         ],
         TP,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_of(out);
     assert!(
         text.contains("sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         "{text}"
@@ -315,12 +305,7 @@ spec:
         ],
         istio,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_of(out);
     assert!(
         text.contains("cluster_name: \"xc|a|default|reviews|v2\""),
         "{text}"
