@@ -9,9 +9,9 @@ use std::rc::Rc;
 use regex_lite::Regex;
 
 use crate::config::{AccessMode, ServiceAccountRef};
-use crate::matcher::{
-    regex_shape, HeaderCondition, Map, MethodSet, RegexCache, RegexShape, Request, REGEX_MAX_LEN,
-};
+use crate::hash::Map;
+use crate::matcher::{HeaderCondition, MethodSet, Request};
+use crate::regex::{regex_shape, RegexCache, RegexShape, REGEX_MAX_LEN};
 use crate::tail::TailMatcher;
 
 /// Interned ServiceAccount.
@@ -26,7 +26,7 @@ pub enum PathTest {
     Exact,
     /// Run the (start-anchored) regex on the whole path.
     Regex(Regex),
-    /// Match the path after the literal prefix (see [`crate::matcher::RegexShape::Regex`])
+    /// Match the path after the literal prefix (see [`crate::regex::RegexShape::Regex`])
     /// with the fast tail matcher when there is one and the path is ASCII, else the regex.
     RegexAfterPrefix {
         /// The tail's fast matcher, if the tail is in its subset.
@@ -286,7 +286,9 @@ impl Authorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::{compile_regex, Header, ValueCondition};
+    use crate::header_map::Header;
+    use crate::matcher::ValueCondition;
+    use crate::regex::compile_regex;
 
     fn sa(ns: &str, name: &str) -> ServiceAccountRef {
         ServiceAccountRef {

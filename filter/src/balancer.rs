@@ -3,16 +3,14 @@
 //!
 //! Target sets are `u64` bit masks (a destination has at most [`MAX_TARGETS`] targets).
 
-use std::hash::Hasher;
-
 use crate::config::LbPolicy;
-use crate::matcher::Fnv;
+use crate::hash::hash_bytes;
 
 /// Most targets one destination may have.
 pub const MAX_TARGETS: usize = 64;
 
 /// A fast, small PRNG (wyrand), seeded once per VM.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -32,13 +30,6 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
-}
-
-/// 64-bit FNV-1a, for sticky keys and target seeds.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h = Fnv::default();
-    h.write(bytes);
-    h.finish()
 }
 
 fn mix(mut z: u64) -> u64 {

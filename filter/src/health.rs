@@ -1,10 +1,13 @@
 //! Passive outlier detection: consecutive errors eject a target for a while. Time is passed
-//! in; the ejection table is shared between VMs as bytes (see [`encode`] / [`decode`]).
+//! in. Each destination's ejection table is shared between VMs (Envoy's workers) through a
+//! [`SharedStore`] as bytes (see [`encode`] / [`decode`]); [`Outliers`] keeps every
+//! destination's detector and does the read / compare-and-swap / write.
 
 use std::hash::Hasher;
 
 use crate::config::OutlierDetectionConfig;
-use crate::matcher::{push_hex, Fnv};
+use crate::hash::{push_hex, Fnv};
+use crate::policy::Destination;
 
 /// What a response says about the target's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,9 +207,126 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Ejection>> {
         .collect()
 }
 
+/// Shared data as a proxy-wasm host keeps it: per key, a value and a compare-and-swap
+/// token that changes on every write.
+pub trait SharedStore {
+    /// The value of `key` and its CAS token; `None` when the key is not set.
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Writes `value` if the key's token is still `cas` (`None`: unconditionally).
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Write;
+}
+
+/// What a [`SharedStore::set`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Written.
+    Done,
+    /// Another writer came first: read again.
+    CasMismatch,
+    /// The host refused for another reason.
+    Failed,
+}
+
+/// How often a write that lost a CAS race is retried on top of the winner's table.
+const CAS_ATTEMPTS: usize = 4;
+
+/// One destination's detector and the shared-data key of its table.
+#[derive(Debug, Clone)]
+struct Tracked {
+    detector: OutlierDetector,
+    key: String,
+}
+
+/// The outlier state of every destination of a policy (those with `outlier_detection`).
+#[derive(Debug, Clone)]
+pub struct Outliers {
+    destinations: Vec<Option<Tracked>>,
+}
+
+impl Outliers {
+    /// State for `destinations`, nothing ejected.
+    pub fn new(destinations: &[Destination]) -> Self {
+        let destinations = destinations
+            .iter()
+            .map(|d| {
+                d.outlier_detection.clone().map(|config| Tracked {
+                    detector: OutlierDetector::new(config, d.targets.len()),
+                    key: shared_key(&d.name, d.targets.iter().map(|t| t.name.as_str())),
+                })
+            })
+            .collect();
+        Self { destinations }
+    }
+
+    /// Bit mask of the ejected targets of destination `d`.
+    pub fn ejected(&self, d: usize) -> u64 {
+        self.tracked(d).map_or(0, |t| t.detector.ejected_mask())
+    }
+
+    fn tracked(&self, d: usize) -> Option<&Tracked> {
+        self.destinations.get(d).and_then(Option::as_ref)
+    }
+
+    /// Records a response of target `t` of destination `d`. When it reaches a threshold,
+    /// ejects the target in the shared table (on top of other VMs' writes) and returns
+    /// true, unless another VM had ejected it already.
+    pub fn observe(
+        &mut self,
+        d: usize,
+        t: usize,
+        outcome: Outcome,
+        store: &impl SharedStore,
+        now_ms: impl FnOnce() -> u64,
+    ) -> bool {
+        let Some(Some(tracked)) = self.destinations.get_mut(d) else {
+            return false;
+        };
+        if !tracked.detector.observe(t, outcome) {
+            return false;
+        }
+        let now_ms = now_ms();
+        for _ in 0..CAS_ATTEMPTS {
+            let (shared, cas) = match store.get(&tracked.key) {
+                Some((bytes, cas)) => (decode(&bytes), Some(cas)),
+                None => (None, None),
+            };
+            if !tracked.detector.eject(t, now_ms, shared) {
+                return false;
+            }
+            let table = encode(tracked.detector.table());
+            if store.set(&tracked.key, &table, cas) != Write::CasMismatch {
+                break;
+            }
+        }
+        true
+    }
+
+    /// Adopts other VMs' ejections and ends expired ones (at configure and on every
+    /// tick). A table not shared yet is published empty, so that every later write is a
+    /// compare-and-swap: Envoy cannot swap a key that does not exist, and two VMs' first
+    /// ejections would overwrite each other.
+    pub fn refresh(&mut self, store: &impl SharedStore, now_ms: u64) {
+        for tracked in self.destinations.iter_mut().flatten() {
+            let shared = store.get(&tracked.key);
+            if shared.is_none() {
+                store.set(&tracked.key, &encode(tracked.detector.table()), None);
+            }
+            match shared.and_then(|(bytes, _)| decode(&bytes)) {
+                Some(table) => tracked.detector.adopt(table, now_ms),
+                None => tracked.detector.expire(now_ms),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
     use super::*;
+    use crate::policy::Policy;
 
     fn config(max_percent: u32) -> OutlierDetectionConfig {
         OutlierDetectionConfig {
@@ -315,5 +435,115 @@ mod tests {
         assert_eq!(decode(&[1, 2, 3]), None);
         b.adopt(vec![Ejection::default(); 5], 0);
         assert_eq!(b.table().len(), 2, "a table of another size is ignored");
+    }
+
+    /// Another VM's work, run in the middle of this one's.
+    type Race = Box<dyn FnOnce(&Store)>;
+
+    /// Shared data with Envoy's CAS rules; `before_write` runs once, just before the
+    /// first write, to let another VM win the race.
+    #[derive(Default)]
+    struct Store {
+        data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        before_write: RefCell<Option<Race>>,
+    }
+
+    impl SharedStore for Store {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.data.borrow().get(key).cloned()
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Write {
+            let race = self.before_write.borrow_mut().take();
+            if let Some(race) = race {
+                race(self);
+            }
+            let mut data = self.data.borrow_mut();
+            let token = data.get(key).map_or(0, |(_, t)| *t);
+            if cas.is_some_and(|c| c != token) {
+                return Write::CasMismatch;
+            }
+            data.insert(key.to_owned(), (value.to_vec(), token + 1));
+            Write::Done
+        }
+    }
+
+    fn two_targets() -> Vec<Destination> {
+        let json = r#"{"version": 1, "destinations": [{"name": "d",
+            "outlier_detection": {"consecutive_gateway_errors": 1, "max_ejection_percent": 100,
+                                  "base_ejection_time_ms": 1000},
+            "targets": [
+              {"name": "a", "cluster": "c", "envoy_cluster": "a",
+               "service_account": {"namespace": "n", "name": "s"}},
+              {"name": "b", "cluster": "c", "envoy_cluster": "b",
+               "service_account": {"namespace": "n", "name": "s"}}]}]}"#;
+        Policy::from_json(json.as_bytes(), &Default::default())
+            .unwrap()
+            .destinations
+    }
+
+    #[test]
+    fn racing_vms_merge_their_ejections_through_cas() {
+        let dests = two_targets();
+        let store = Store::default();
+        let mut vm1 = Outliers::new(&dests);
+        let vm2 = Rc::new(RefCell::new(Outliers::new(&dests)));
+        vm1.refresh(&store, 0);
+        vm2.borrow_mut().refresh(&store, 0);
+        // VM 2 ejects `b` between VM 1's read and VM 1's write of the table.
+        let racer = Rc::clone(&vm2);
+        *store.before_write.borrow_mut() = Some(Box::new(move |s: &Store| {
+            assert!(racer
+                .borrow_mut()
+                .observe(0, 1, Outcome::GatewayError, s, || 100));
+        }));
+        assert!(vm1.observe(0, 0, Outcome::GatewayError, &store, || 100));
+        let (bytes, cas) = store.get(&vm1.tracked(0).unwrap().key).unwrap();
+        assert_eq!(
+            cas, 3,
+            "the empty table, VM 2's write, VM 1's retry on top of it"
+        );
+        let table = decode(&bytes).unwrap();
+        assert!(table.iter().all(|e| e.until_ms == 1100), "{table:?}");
+        assert_eq!(vm1.ejected(0), 0b11, "VM 1 adopted VM 2's ejection");
+        vm2.borrow_mut().refresh(&store, 200);
+        assert_eq!(vm2.borrow().ejected(0), 0b11);
+    }
+
+    #[test]
+    fn a_target_ejected_by_another_vm_is_not_ejected_twice() {
+        let dests = two_targets();
+        let store = Store::default();
+        let mut vm1 = Outliers::new(&dests);
+        let vm2 = Rc::new(RefCell::new(Outliers::new(&dests)));
+        vm1.refresh(&store, 0);
+        let racer = Rc::clone(&vm2);
+        *store.before_write.borrow_mut() = Some(Box::new(move |s: &Store| {
+            assert!(racer
+                .borrow_mut()
+                .observe(0, 0, Outcome::GatewayError, s, || 100));
+        }));
+        assert!(
+            !vm1.observe(0, 0, Outcome::GatewayError, &store, || 100),
+            "VM 2 won: VM 1 does not count a second ejection"
+        );
+        let table = decode(&store.get(&vm1.tracked(0).unwrap().key).unwrap().0).unwrap();
+        assert_eq!(table[0].count, 1);
+        assert_eq!(vm1.ejected(0), 0b01);
+    }
+
+    #[test]
+    fn refresh_expires_and_ignores_what_is_not_tracked() {
+        let dests = two_targets();
+        let store = Store::default();
+        let mut vm = Outliers::new(&dests);
+        assert!(vm.observe(0, 1, Outcome::GatewayError, &store, || 0));
+        assert_eq!(vm.ejected(0), 0b10);
+        vm.refresh(&store, 999);
+        assert_eq!(vm.ejected(0), 0b10);
+        vm.refresh(&store, 1000);
+        assert_eq!(vm.ejected(0), 0);
+        assert_eq!(vm.ejected(5), 0, "no such destination");
+        assert!(!vm.observe(5, 0, Outcome::GatewayError, &store, || 0));
     }
 }

@@ -4,22 +4,32 @@
 //! drops ejected targets, applies the destination's locality policy and picks a target by
 //! weight, then sets the header the Envoy route's `cluster_header` reads.
 //!
-//! Everything but `adapter` (compiled for wasm only) is plain Rust:
+//! Everything but `adapter` (compiled for the proxy-wasm target only) is plain Rust:
 //! - [`config`]: the JSON wire types; [`policy`]: validation and compilation;
-//! - [`matcher`]: routes and request conditions; [`identity`]: caller identities;
-//! - [`authorizer`]: TrafficTargets; [`tail`]: a fast matcher for simple regex tails;
-//! - [`balancer`]: policies, weights, sticky picks;
-//! - [`health`]: outlier detection; [`engine`]: the per-request decision.
+//! - [`matcher`]: the request view, routes and request conditions; [`regex`]: regex
+//!   compilation and `pathRegex` shapes; [`tail`]: a fast matcher for simple regex tails;
+//!   [`header_map`]: the ABI's header-map bytes; [`hash`]: the filter's hashing;
+//! - [`identity`]: caller identities; [`authorizer`]: TrafficTargets;
+//! - [`balancer`]: policies, weights, sticky picks; [`health`]: outlier detection and
+//!   its shared table;
+//! - [`decision`]: the routing decision; [`engine`]: each callback's [`outcome`];
+//!   [`stats`]: every stat, in one list.
 
 pub mod authorizer;
 pub mod balancer;
 pub mod config;
+pub mod decision;
 pub mod engine;
+pub mod hash;
+pub mod header_map;
 pub mod health;
 pub mod identity;
 pub mod matcher;
+pub mod outcome;
 pub mod policy;
+pub mod regex;
+pub mod stats;
 pub mod tail;
 
-#[cfg(target_arch = "wasm32")]
-pub mod adapter;
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+mod adapter;

@@ -4,16 +4,17 @@
 use std::fmt;
 
 use crate::authorizer::{path_test, AccountId, Authorizer, CompiledMatch};
-use crate::balancer::{hash_bytes, Balancer, TargetSlot, MAX_TARGETS};
+use crate::balancer::{Balancer, TargetSlot, MAX_TARGETS};
 use crate::config::{
     DestinationConfig, HeaderMatchConfig, HttpMatchConfig, LocalConfig, OutlierDetectionConfig,
     PathMatchConfig, PluginConfig, RouteConfig, StickyConfig, TargetConfig, Unmatched,
     CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
+use crate::hash::{hash_bytes, push_hex, Map};
 use crate::matcher::{
-    compile_regex, push_hex, HeaderCondition, HostPattern, Map, MethodSet, PathCondition,
-    RegexCache, Route, RouteTable, ValueCondition,
+    HeaderCondition, HostPattern, MethodSet, PathCondition, Route, RouteTable, ValueCondition,
 };
+use crate::regex::{compile_regex, RegexCache};
 
 /// A config error: the field path (`destinations[0].targets[1].weight`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
