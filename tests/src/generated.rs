@@ -130,7 +130,7 @@ impl EnvoyGen {
 
     /// The bootstrap (YAML) the command prints.
     pub fn render(&self, wasm: &Path) -> Result<String, Error> {
-        let root = crate::repo_root();
+        let root = crate::workspace_root();
         let files: Vec<PathBuf> = self.files.iter().map(|f| root.join(f)).collect();
         let opts = Options {
             local_cluster: self.local_cluster.clone(),
@@ -171,7 +171,7 @@ impl EnvoyGen {
 
 /// `path` relative to the repository root when it is inside it.
 pub fn display_path(path: &Path) -> String {
-    path.strip_prefix(crate::repo_root())
+    path.strip_prefix(crate::workspace_root())
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned()
@@ -189,7 +189,7 @@ mod tests {
                 "cluster-1/httpbin/httpbin",
                 SocketAddr::from(([127, 0, 0, 1], 4242)),
             );
-        let wasm = crate::repo_root().join("target/x.wasm");
+        let wasm = crate::workspace_root().join("target/x.wasm");
         assert_eq!(
             gen.command_line(&wasm),
             "xcluster-gen envoy -f examples/002-fsm/common -f examples/002-fsm/smi --local-cluster cluster-2 \\\n    \
