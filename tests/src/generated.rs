@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use xcluster_confgen::emit::envoy::{self as emit_envoy, EndpointFlag, EnvoyOptions, Tls};
 use xcluster_confgen::emit::yaml;
 use xcluster_confgen::model::Options;
+use xcluster_envoy::SocketAddress;
 
 use crate::envoy::Envoy;
 use crate::fixture::Error;
 use crate::pki::CertPair;
 
 /// Name of the one listener of a generated bootstrap.
-pub const GATEWAY_LISTENER: &str = "xcluster_gateway";
+pub const GATEWAY_LISTENER: &str = emit_envoy::LISTENER;
 
 /// Listener and admin address given to the generator: port 0, so Envoy picks free ports
 /// (the harness reads them back from the admin endpoint).
@@ -144,7 +145,7 @@ impl EnvoyGen {
             .collect::<Result<Vec<_>, String>>()?;
         emit_envoy::apply_endpoints(&mut model, &endpoints)?;
         xcluster_confgen::validate(&model.config)?;
-        let any = (String::from("127.0.0.1"), 0);
+        let any = SocketAddress::loopback(0);
         let tls = self.tls.clone().map(|t| Tls {
             cert: root.join(t.cert).to_string_lossy().into_owned(),
             key: root.join(t.key).to_string_lossy().into_owned(),
