@@ -264,7 +264,6 @@ fn run(args: &Args) -> Result<(), Error> {
     };
     let warmup = Duration::from_secs(args.warmup);
     let upstream = PinnedEnvoy::start(
-        &envoy_bin,
         &work.join("envoy-upstream"),
         &envoy::upstream_bootstrap(),
         args.load_cpu,
@@ -286,7 +285,6 @@ fn run(args: &Args) -> Result<(), Error> {
     for arm in &arms {
         let bootstrap = envoy::bootstrap(*arm, &modules, upstream_addr);
         let e = PinnedEnvoy::start(
-            &envoy_bin,
             &work.join(format!("envoy-{}", arm.id())),
             &bootstrap,
             args.envoy_cpu,

@@ -5,8 +5,8 @@
 //! guard), [`client`] (HTTP/1.1 over TCP or rustls), [`pki`] (test CA and SPIFFE
 //! certificates), [`fixture`] (three clusters behind one gateway, outcome tallies),
 //! [`scenario`] (the hand-written plugin configs of the tests, kept in one place) and
-//! [`generated`] (bootstraps from `xcluster-gen envoy`, used by the demo). The filter is
-//! built by `xcluster_wasm_build::filter_wasm`.
+//! [`generated`] (bootstraps from `xcluster-gen envoy`, used by the demo). Bootstraps are
+//! rendered by `xcluster_envoy`; the filter is built by `xcluster_wasm_build::filter_wasm`.
 
 pub mod client;
 pub mod envoy;
