@@ -1,16 +1,21 @@
-//! The four arms as Envoy bootstraps, and an Envoy process pinned to one CPU with
-//! `--concurrency 1` (the e2e harness's guard runs two workers, unpinned).
+//! The four arms as Envoy bootstraps (built with [`xcluster_envoy`]), and an Envoy process
+//! pinned to one CPU with `--concurrency 1` (the e2e guard, which otherwise runs two
+//! workers, unpinned).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use xcluster_e2e::client::Client;
-use xcluster_e2e::envoy::{CLUSTER_HEADER, NO_CLUSTER_BODY, READY_DEADLINE};
+use xcluster_e2e::envoy::{Config, Envoy, Options};
+use xcluster_envoy::{
+    Bootstrap, Cluster, HttpConnectionManager, HttpFilter, Listener, Route, RouteAction,
+    SocketAddress, WasmFilter,
+};
+use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
 use crate::policy;
 
@@ -74,160 +79,91 @@ pub struct Modules {
     pub probe: PathBuf,
 }
 
-fn wasm_filter(name: &str, module: &Path, configuration: &str) -> Value {
-    json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": name,
-                "root_id": name,
-                "fail_open": false,
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": configuration
-                },
-                "vm_config": {
-                    "vm_id": name,
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "local": { "filename": module.to_string_lossy() } }
-                }
-            }
-        }
-    })
-}
-
-fn cluster(name: &str, upstream: SocketAddr, outlier: Option<Value>) -> Value {
-    let mut c = json!({
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": {
-                "address": upstream.ip().to_string(), "port_value": upstream.port()
-            }}}}]}]
-        }
-    });
-    if let Some(o) = outlier {
-        c["outlier_detection"] = o;
-    }
-    c
-}
-
 /// The bootstrap of `arm`: one plaintext listener `bench` on a free loopback port, admin
 /// on another, every cluster pointing at `upstream`.
 pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
-    let router = json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-    });
-    let to_c0 = json!({ "match": { "prefix": "/" }, "route": { "cluster": "c0" } });
-    let three = |outlier: Option<Value>| -> Vec<Value> {
+    let module = |path: &Path| path.to_string_lossy().into_owned();
+    let one = || vec![Cluster::new("c0", upstream.into())];
+    let three = |outlier: Option<Value>| -> Vec<Cluster> {
         policy::TARGETS
             .iter()
-            .map(|(name, _)| cluster(name, upstream, outlier.clone()))
+            .map(|(name, _)| Cluster {
+                outlier_detection: outlier.clone(),
+                ..Cluster::new(*name, upstream.into())
+            })
             .collect()
     };
-    let (filters, routes, clusters) = match arm {
-        Arm::Plain => (vec![], vec![to_c0], vec![cluster("c0", upstream, None)]),
+    let to_c0 = |filters: Vec<HttpFilter>| {
+        HttpConnectionManager::new(
+            "bench",
+            filters,
+            vec![Route::all(RouteAction::Cluster("c0".into()))],
+        )
+    };
+    let (http, clusters) = match arm {
+        Arm::Plain => (to_c0(vec![]), one()),
         Arm::Noop => (
-            vec![wasm_filter("noop", &modules.noop, "")],
-            vec![to_c0],
-            vec![cluster("c0", upstream, None)],
+            to_c0(vec![HttpFilter::Wasm(WasmFilter::new(
+                "noop",
+                module(&modules.noop),
+                "",
+            ))]),
+            one(),
         ),
         Arm::Probe(calls) => (
-            vec![wasm_filter("probe", &modules.probe, calls)],
-            vec![to_c0],
-            vec![cluster("c0", upstream, None)],
+            to_c0(vec![HttpFilter::Wasm(WasmFilter::new(
+                "probe",
+                module(&modules.probe),
+                calls,
+            ))]),
+            one(),
         ),
         Arm::Native(n) => (
-            vec![policy::rbac_filter(n)],
-            vec![json!({ "match": { "prefix": "/" }, "route": policy::weighted_route() })],
+            HttpConnectionManager::new(
+                "bench",
+                vec![HttpFilter::Other(policy::rbac_filter(n))],
+                vec![Route::all(RouteAction::Other(policy::weighted_route()))],
+            ),
             three(Some(policy::native_outlier_detection())),
         ),
         Arm::Xcluster(n) => {
             let config = serde_json::to_string(&policy::xcluster_config(n)).unwrap_or_default();
+            let filter = WasmFilter::new("xcluster", module(&modules.xcluster), config);
             (
-                vec![wasm_filter("xcluster", &modules.xcluster, &config)],
-                vec![
-                    json!({
-                        "match": { "prefix": "/", "headers": [{ "name": CLUSTER_HEADER, "present_match": true }] },
-                        "route": { "cluster_header": CLUSTER_HEADER }
-                    }),
-                    json!({
-                        "match": { "prefix": "/" },
-                        "direct_response": { "status": 404, "body": { "inline_string": NO_CLUSTER_BODY } }
-                    }),
-                ],
+                HttpConnectionManager::xcluster("bench", filter, DEFAULT_CLUSTER_HEADER),
                 three(None),
             )
         }
     };
-    let mut http_filters = filters;
-    http_filters.push(router);
-    let hcm = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "bench",
-        "route_config": {
-            "name": "bench",
-            "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]
-        },
-        "http_filters": http_filters
-    });
-    json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-        "static_resources": {
-            "listeners": [{
-                "name": "bench",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": hcm
-                }]}]
-            }],
-            "clusters": clusters
-        }
-    })
+    Bootstrap {
+        admin: Some(SocketAddress::loopback(0)),
+        listeners: vec![Listener::new("bench", SocketAddress::loopback(0), http)],
+        clusters,
+        ..Bootstrap::default()
+    }
+    .render()
 }
 
 /// The upstream every arm routes to: a second Envoy whose one listener answers every
 /// request with a `direct_response` 200 `hi` (fast enough that it never limits an arm).
 pub fn upstream_bootstrap() -> Value {
-    json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-        "static_resources": {
-            "listeners": [{
-                "name": "upstream",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "upstream",
-                        "route_config": { "virtual_hosts": [{
-                            "name": "all",
-                            "domains": ["*"],
-                            "routes": [{
-                                "match": { "prefix": "/" },
-                                "direct_response": { "status": 200, "body": { "inline_string": "hi" } }
-                            }]
-                        }]},
-                        "http_filters": [{
-                            "name": "envoy.filters.http.router",
-                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-                        }]
-                    }
-                }]}]
-            }]
-        }
-    })
+    let hi = Route::all(RouteAction::DirectResponse {
+        status: 200,
+        body: "hi".into(),
+    });
+    let http = HttpConnectionManager::new("upstream", vec![], vec![hi]);
+    Bootstrap {
+        admin: Some(SocketAddress::loopback(0)),
+        listeners: vec![Listener::new("upstream", SocketAddress::loopback(0), http)],
+        ..Bootstrap::default()
+    }
+    .render()
 }
 
-/// A running Envoy pinned to one CPU with one worker; killed when dropped.
+/// An Envoy pinned to one CPU with one worker: the e2e process guard with
+/// `--concurrency 1` and `taskset`, plus what the benchmark measures of it.
 pub struct PinnedEnvoy {
-    child: Child,
-    dir: PathBuf,
+    envoy: Envoy,
     admin: SocketAddr,
     listener: SocketAddr,
     /// Time from spawn until `/ready` answered 200.
@@ -235,81 +171,36 @@ pub struct PinnedEnvoy {
 }
 
 impl PinnedEnvoy {
-    /// Writes `bootstrap` to `dir`, runs `taskset -c <cpu> envoy --concurrency 1` and
-    /// waits (bounded) until it is ready.
-    pub fn start(envoy: &Path, dir: &Path, bootstrap: &Value, cpu: u32) -> io::Result<Self> {
-        if dir.exists() {
-            fs::remove_dir_all(dir)?;
-        }
-        fs::create_dir_all(dir)?;
-        let config = dir.join("envoy.json");
-        fs::write(&config, format!("{bootstrap:#}"))?;
-        let log = File::create(dir.join("envoy.log"))?;
-        let begin = Instant::now();
-        let mut child = Command::new("taskset")
-            .args(["-c", &cpu.to_string()])
-            .arg(envoy)
-            .arg("-c")
-            .arg(&config)
-            .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
-            .arg("--admin-address-path")
-            .arg(dir.join("admin.txt"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let ready = xcluster_e2e::wait_for(READY_DEADLINE, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(Err(status));
-            }
-            let admin: SocketAddr = fs::read_to_string(dir.join("admin.txt"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            let resp = Client::plain(admin).get("localhost", "/ready").ok()?;
-            (resp.status == 200).then_some(Ok(admin))
-        });
-        let ready_after = begin.elapsed();
-        let log_text = || fs::read_to_string(dir.join("envoy.log")).unwrap_or_default();
-        let admin = match ready {
-            Some(Ok(admin)) => admin,
-            Some(Err(status)) => {
-                return Err(io::Error::other(format!(
-                    "envoy exited ({status}); log:\n{}",
-                    log_text()
-                )))
-            }
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::other(format!(
-                    "envoy not ready within {READY_DEADLINE:?}; log:\n{}",
-                    log_text()
-                )));
-            }
-        };
-        let mut envoy = Self {
-            child,
+    /// Writes `bootstrap` to `dir` (kept afterwards), runs `taskset -c <cpu> envoy
+    /// --concurrency 1` and waits (bounded) until it is ready; its listener is the
+    /// bootstrap's first.
+    pub fn start(dir: &Path, bootstrap: &Value, cpu: u32) -> io::Result<Self> {
+        let options = Options {
             dir: dir.to_path_buf(),
-            admin,
-            listener: admin,
-            ready_after,
+            concurrency: 1,
+            cpu: Some(cpu),
+            keep_files: true,
         };
-        envoy.listener = envoy.find_listener()?;
-        Ok(envoy)
-    }
-
-    fn find_listener(&self) -> io::Result<SocketAddr> {
-        let resp = Client::plain(self.admin).get("localhost", "/listeners?format=json")?;
-        let doc: Value = serde_json::from_str(&resp.body)?;
-        let sock = &doc["listener_statuses"][0]["local_address"]["socket_address"];
-        match (sock["address"].as_str(), sock["port_value"].as_u64()) {
-            (Some(ip), Some(port)) => format!("{ip}:{port}")
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            _ => Err(io::Error::other(format!("no listener in {}", resp.body))),
-        }
+        let envoy =
+            Envoy::start_with(&options, Config::Json(bootstrap)).map_err(io::Error::other)?;
+        let name = bootstrap["static_resources"]["listeners"][0]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let (Some(admin), Some(listener), Some(ready_after)) = (
+            envoy.admin(),
+            envoy.find_listener(name),
+            envoy.ready_after(),
+        ) else {
+            return Err(io::Error::other(format!(
+                "envoy is ready but has no admin address or listener {name:?}"
+            )));
+        };
+        Ok(Self {
+            envoy,
+            admin,
+            listener,
+            ready_after,
+        })
     }
 
     /// The gateway listener.
@@ -319,12 +210,12 @@ impl PinnedEnvoy {
 
     /// Envoy's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.envoy.pid()
     }
 
     /// Envoy's log so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+        self.envoy.log()
     }
 
     /// Resident memory (`VmRSS`) in KiB.
@@ -360,13 +251,6 @@ impl PinnedEnvoy {
             .find(|s| s["name"] == name)
             .and_then(|s| s["value"].as_u64())
             .unwrap_or(0))
-    }
-}
-
-impl Drop for PinnedEnvoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

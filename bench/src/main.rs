@@ -79,7 +79,7 @@ fn main() -> ExitCode {
 type Error = Box<dyn std::error::Error>;
 
 fn root() -> &'static Path {
-    xcluster_e2e::repo_root()
+    xcluster_e2e::workspace_root()
 }
 
 /// Runs a command and returns its trimmed stdout (or stderr when stdout is empty).
@@ -104,30 +104,10 @@ fn load_average() -> f64 {
 }
 
 fn build_modules() -> Result<Modules, Error> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "-p",
-            "xcluster-filter",
-            "-p",
-            "xcluster-bench-noop",
-            "-p",
-            "xcluster-bench-probe",
-        ])
-        .status()?;
-    if !status.success() {
-        return Err(format!("building the wasm modules failed: {status}").into());
-    }
-    let dir = xcluster_e2e::target_dir().join("wasm32-wasip1/release");
     Ok(Modules {
-        noop: dir.join("xcluster_bench_noop.wasm"),
-        xcluster: dir.join("xcluster_filter.wasm"),
-        probe: dir.join("xcluster_bench_probe.wasm"),
+        noop: xcluster_wasm_build::build("xcluster-bench-noop")?,
+        xcluster: xcluster_wasm_build::build(xcluster_wasm_build::FILTER_PACKAGE)?,
+        probe: xcluster_wasm_build::build("xcluster-bench-probe")?,
     })
 }
 
@@ -284,7 +264,6 @@ fn run(args: &Args) -> Result<(), Error> {
     };
     let warmup = Duration::from_secs(args.warmup);
     let upstream = PinnedEnvoy::start(
-        &envoy_bin,
         &work.join("envoy-upstream"),
         &envoy::upstream_bootstrap(),
         args.load_cpu,
@@ -306,7 +285,6 @@ fn run(args: &Args) -> Result<(), Error> {
     for arm in &arms {
         let bootstrap = envoy::bootstrap(*arm, &modules, upstream_addr);
         let e = PinnedEnvoy::start(
-            &envoy_bin,
             &work.join(format!("envoy-{}", arm.id())),
             &bootstrap,
             args.envoy_cpu,

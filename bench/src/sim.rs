@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 use xcluster_host_sim::{Host, HostOptions, LogLevel, SimError, Vm, VmConfig};
 
 use crate::policy::{self, CALLER, CALLER_HEADER, DENIED_PATH};
@@ -109,7 +110,7 @@ pub struct StreamCost {
     pub callbacks: Vec<(&'static str, u64)>,
     /// Status of the filter's local reply, if it sent one.
     pub reply: Option<u32>,
-    /// The cluster the filter selected (`x-xcluster-cluster`), if any.
+    /// The cluster the filter selected (its default cluster header), if any.
     pub cluster: Option<String>,
     /// Host calls the filter made up to the response headers, by import name.
     pub host_calls: BTreeMap<String, u64>,
@@ -148,7 +149,7 @@ pub fn stream(vm: &Vm, path: &str, caller: Option<&str>) -> Result<StreamCost, S
     }
     stream.request_headers(&headers, true)?;
     let reply = stream.local_reply().map(|r| r.status);
-    let cluster = stream.request_header("x-xcluster-cluster");
+    let cluster = stream.request_header(DEFAULT_CLUSTER_HEADER);
     if reply.is_none() {
         stream.response_headers(&[(":status", "200"), ("content-length", "2")], true)?;
     }

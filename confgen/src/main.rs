@@ -9,6 +9,7 @@ use xcluster_confgen::emit::wasmplugin::WasmPluginOptions;
 use xcluster_confgen::emit::{config, envoy, explain, wasmplugin, yaml};
 use xcluster_confgen::load::Error;
 use xcluster_confgen::model::Options;
+use xcluster_envoy::SocketAddress;
 use xcluster_filter::config::AccessMode;
 
 /// Compile SMI, FSM, Gloo Mesh, Istio and Kubernetes resources into xcluster config.
@@ -131,17 +132,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn host_port(flag: &str, text: &str) -> Result<(String, u16), Error> {
+fn host_port(flag: &str, text: &str) -> Result<SocketAddress, Error> {
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| Error::plain(format!("{flag} {text:?}: expected HOST:PORT")))?;
     let port = port
         .parse()
         .map_err(|_| Error::plain(format!("{flag} {text:?}: {port:?} is not a port")))?;
-    Ok((
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
+    Ok(SocketAddress::new(
+        host.trim_start_matches('[').trim_end_matches(']'),
         port,
     ))
 }

@@ -193,6 +193,9 @@ fn generated_bootstrap_serves_the_fsm_active_active_policy() {
     );
     // Unknown hosts pass the filter untouched and meet the fallback route.
     let (status, body) = get(listen, "other.example", "/").unwrap();
-    assert_eq!((status, body.as_str()), (404, "no route"));
+    assert_eq!(
+        (status, body.as_str()),
+        (404, xcluster_envoy::NO_CLUSTER_BODY)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use serde_json::Value;
+use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
 use crate::abi::Action;
 use crate::error::SimError;
@@ -15,9 +16,6 @@ use crate::profile::Profile;
 
 /// Decision header the dry run adds to configs that do not name one.
 pub const SIM_DECISION_HEADER: &str = "x-xcluster-sim-decision";
-
-/// Default name of the cluster header (the filter's default).
-const DEFAULT_CLUSTER_HEADER: &str = "x-xcluster-cluster";
 
 /// Min / mean / max of a count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

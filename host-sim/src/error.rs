@@ -56,3 +56,9 @@ impl fmt::Display for SimError {
 }
 
 impl std::error::Error for SimError {}
+
+impl From<xcluster_wasm_build::BuildError> for SimError {
+    fn from(e: xcluster_wasm_build::BuildError) -> Self {
+        Self::Io(e.0)
+    }
+}

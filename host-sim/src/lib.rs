@@ -39,7 +39,6 @@ mod state;
 mod stream;
 mod vm;
 mod wasi;
-mod wasm;
 
 pub use abi::{Action, LogLevel, Status};
 pub use error::SimError;
@@ -48,4 +47,4 @@ pub use host::{Host, HostOptions, Property, Vm, VmConfig};
 pub use state::{HttpCall, LogEntry, LogSource, MetricValue, START_TIME_NS};
 pub use stream::{CallbackCost, HttpStream};
 pub use vm::{HttpCallResponse, LocalReply};
-pub use wasm::{build_filter, filter_wasm, WASM_ENV, WASM_RELATIVE_PATH};
+pub use xcluster_wasm_build::{filter_wasm, WASM_ENV};

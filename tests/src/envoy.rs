@@ -1,9 +1,11 @@
-//! A real Envoy with the xcluster filter: bootstrap rendering and a process guard that
-//! waits for readiness (with a deadline) and kills Envoy when dropped.
+//! A real Envoy with the xcluster filter: the e2e bootstrap (rendered by
+//! [`xcluster_envoy`]) and a process guard that waits for readiness (with a deadline) and
+//! kills Envoy when dropped.
 //!
-//! Every listener runs `envoy.filters.http.wasm` (xcluster, its own VM) before the router.
-//! The route sends requests that carry the cluster-selection header to the cluster it
-//! names (`cluster_header`); anything else gets Envoy's own 404 `no cluster selected`.
+//! Every listener runs `envoy.filters.http.wasm` (xcluster, its own VM) before the router
+//! and logs each request on stdout. The route sends requests that carry the
+//! cluster-selection header to the cluster it names (`cluster_header`); anything else gets
+//! Envoy's own 404 [`NO_CLUSTER_BODY`](xcluster_envoy::NO_CLUSTER_BODY).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -12,18 +14,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use xcluster_envoy::{
+    Cluster, DataSource, DownstreamTls, HttpConnectionManager, SocketAddress, WasmFilter,
+};
+use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
 use crate::client::Client;
 use crate::pki::CertPair;
-
-/// The request header the filter sets and the route reads (the filter's default).
-pub const CLUSTER_HEADER: &str = "x-xcluster-cluster";
-
-/// Body of Envoy's fallback 404 (no cluster was selected by the filter).
-pub const NO_CLUSTER_BODY: &str = "no cluster selected";
 
 /// How long Envoy may take to become ready (V8 compiles the module per VM; CI is slow).
 pub const READY_DEADLINE: Duration = Duration::from_secs(90);
@@ -58,6 +58,22 @@ impl Listener {
             tls: None,
         }
     }
+
+    /// The listener on a free loopback port, running the module at `wasm`.
+    fn build(&self, wasm: &str) -> xcluster_envoy::Listener {
+        let filter = WasmFilter::new("xcluster", wasm, self.plugin_config.as_str());
+        let mut http =
+            HttpConnectionManager::xcluster(self.name.as_str(), filter, DEFAULT_CLUSTER_HEADER);
+        http.access_log = true;
+        let mut listener =
+            xcluster_envoy::Listener::new(self.name.as_str(), SocketAddress::loopback(0), http);
+        listener.tls = self.tls.as_ref().map(|tls| DownstreamTls {
+            certificate_chain: DataSource::InlineString(tls.cert.cert_pem.clone()),
+            private_key: DataSource::InlineString(tls.cert.key_pem.clone()),
+            trusted_ca: DataSource::InlineString(tls.client_ca_pem.clone()),
+        });
+        listener
+    }
 }
 
 /// An Envoy bootstrap: listeners (all on free loopback ports) and one static cluster per
@@ -73,122 +89,60 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
-    /// Renders the bootstrap as JSON (Envoy reads it as YAML).
+    /// Renders the bootstrap as JSON, admin on a free loopback port.
     pub fn render(&self) -> Value {
         let wasm = self.wasm.to_string_lossy();
-        let listeners: Vec<Value> = self
-            .listeners
-            .iter()
-            .map(|l| render_listener(l, &wasm))
-            .collect();
-        let clusters: Vec<Value> = self
-            .clusters
-            .iter()
-            .map(|(name, addr)| {
-                json!({
-                    "name": name,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": name,
-                        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
-                            "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() }
-                        }}}]}]
-                    }
-                })
-            })
-            .collect();
-        json!({
-            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-            "static_resources": { "listeners": listeners, "clusters": clusters }
-        })
+        xcluster_envoy::Bootstrap {
+            node: None,
+            admin: Some(SocketAddress::loopback(0)),
+            listeners: self.listeners.iter().map(|l| l.build(&wasm)).collect(),
+            clusters: self
+                .clusters
+                .iter()
+                .map(|(name, addr)| Cluster::new(name.as_str(), (*addr).into()))
+                .collect(),
+        }
+        .render()
     }
 }
 
-fn render_listener(listener: &Listener, wasm: &str) -> Value {
-    let hcm = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": listener.name,
-        // One line per request on stdout (captured in the Envoy log), as operators would
-        // configure it: the filter's reasons show up as response code details.
-        "access_log": [{
-            "name": "envoy.access_loggers.stdout",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-                "log_format": { "text_format_source": { "inline_string": format!(
-                    "access {} %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\n",
-                    listener.name
-                ) } }
-            }
-        }],
-        "route_config": {
-            "name": "xcluster",
-            "virtual_hosts": [{
-                "name": "all",
-                "domains": ["*"],
-                "routes": [
-                    {
-                        "match": { "prefix": "/", "headers": [{ "name": CLUSTER_HEADER, "present_match": true }] },
-                        "route": { "cluster_header": CLUSTER_HEADER }
-                    },
-                    {
-                        "match": { "prefix": "/" },
-                        "direct_response": { "status": 404, "body": { "inline_string": NO_CLUSTER_BODY } }
-                    }
-                ]
-            }]
-        },
-        "http_filters": [
-            {
-                "name": "envoy.filters.http.wasm",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    "config": {
-                        "name": "xcluster",
-                        "root_id": "xcluster",
-                        "fail_open": false,
-                        "configuration": {
-                            "@type": "type.googleapis.com/google.protobuf.StringValue",
-                            "value": listener.plugin_config
-                        },
-                        "vm_config": {
-                            "vm_id": listener.name,
-                            "runtime": "envoy.wasm.runtime.v8",
-                            "code": { "local": { "filename": wasm } }
-                        }
-                    }
-                }
-            },
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-            }
-        ]
-    });
-    let mut chain = json!({
-        "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }]
-    });
-    if let Some(tls) = &listener.tls {
-        chain["transport_socket"] = json!({
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                "require_client_certificate": true,
-                "common_tls_context": {
-                    "tls_certificates": [{
-                        "certificate_chain": { "inline_string": tls.cert.cert_pem },
-                        "private_key": { "inline_string": tls.cert.key_pem }
-                    }],
-                    "validation_context": { "trusted_ca": { "inline_string": tls.client_ca_pem } }
-                }
-            }
-        });
+/// A bootstrap to run; Envoy parses it by its file's extension.
+#[derive(Debug, Clone, Copy)]
+pub enum Config<'a> {
+    /// A JSON document (written as `envoy.json`).
+    Json(&'a Value),
+    /// YAML (or JSON) text (written as `envoy.yaml`).
+    Yaml(&'a str),
+}
+
+/// How an Envoy process runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Work directory (bootstrap, `envoy.log`, admin address); recreated empty.
+    pub dir: PathBuf,
+    /// Worker threads (`--concurrency`).
+    pub concurrency: u32,
+    /// Pins Envoy to this CPU (`taskset -c`).
+    pub cpu: Option<u32>,
+    /// Keeps the work directory after Envoy stops (see [`Envoy::keep_files`]).
+    pub keep_files: bool,
+}
+
+impl Options {
+    /// The harness's defaults: a fresh `target/e2e/<name>-<pid>-<n>`, two workers, unpinned.
+    pub fn named(name: &str) -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        Self {
+            dir: crate::target_dir().join("e2e").join(format!(
+                "{name}-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            )),
+            concurrency: 2,
+            cpu: None,
+            keep_files: false,
+        }
     }
-    json!({
-        "name": listener.name,
-        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-        "filter_chains": [chain]
-    })
 }
 
 /// Why Envoy did not become ready.
@@ -212,27 +166,34 @@ impl std::fmt::Display for StartFailure {
 
 impl std::error::Error for StartFailure {}
 
-/// A running Envoy process; killed when dropped. Its work directory under `target/e2e/`
-/// (bootstrap, log) is removed then too, unless the thread is panicking (a failing test)
-/// or [`Envoy::keep_files`] was called.
+/// A running Envoy process; killed when dropped. Its work directory (bootstrap, log) is
+/// removed then too, unless the thread is panicking (a failing test) or the files are kept
+/// ([`Options::keep_files`], [`Envoy::keep_files`]).
 pub struct Envoy {
     child: Child,
     dir: PathBuf,
     keep: bool,
+    spawned: Instant,
+    ready_after: Option<Duration>,
     admin: Option<SocketAddr>,
     listeners: HashMap<String, SocketAddr>,
 }
 
 impl Envoy {
-    /// Spawns Envoy (`--concurrency 2`, dynamic base id, admin and listeners on free
+    /// Spawns Envoy ([`Options::named`]: `--concurrency 2`, admin and listeners on free
     /// ports) with `bootstrap`, and waits until it is ready.
     pub fn start(name: &str, bootstrap: &Bootstrap) -> Result<Self, StartFailure> {
-        Self::start_config(name, &format!("{:#}", bootstrap.render()))
+        Self::start_with(&Options::named(name), Config::Json(&bootstrap.render()))
     }
 
     /// Like [`Envoy::start`], with a bootstrap given as YAML (or JSON) text.
     pub fn start_config(name: &str, config: &str) -> Result<Self, StartFailure> {
-        let mut envoy = Self::spawn_config(name, config).map_err(|e| StartFailure {
+        Self::start_with(&Options::named(name), Config::Yaml(config))
+    }
+
+    /// Spawns Envoy as `options` say and waits until it is ready.
+    pub fn start_with(options: &Options, config: Config) -> Result<Self, StartFailure> {
+        let mut envoy = Self::spawn_with(options, config).map_err(|e| StartFailure {
             status: None,
             log: format!(
                 "cannot spawn {}: {e} (run `make setup`, or set ENVOY_BIN)",
@@ -245,38 +206,58 @@ impl Envoy {
 
     /// Spawns Envoy without waiting for it (see [`Envoy::wait_ready`], [`Envoy::wait_exit`]).
     pub fn spawn(name: &str, bootstrap: &Bootstrap) -> io::Result<Self> {
-        Self::spawn_config(name, &format!("{:#}", bootstrap.render()))
+        Self::spawn_with(&Options::named(name), Config::Json(&bootstrap.render()))
     }
 
-    /// Like [`Envoy::spawn`], with a bootstrap given as YAML (or JSON) text.
-    pub fn spawn_config(name: &str, config: &str) -> io::Result<Self> {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let dir = crate::target_dir().join("e2e").join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+    /// Writes `config` to a fresh `options.dir` and spawns Envoy on it (dynamic base id,
+    /// `-l info`, stdout and stderr to `envoy.log`) without waiting for it.
+    pub fn spawn_with(options: &Options, config: Config) -> io::Result<Self> {
+        let dir = options.dir.clone();
         if dir.exists() {
             fs::remove_dir_all(&dir)?;
         }
         fs::create_dir_all(&dir)?;
-        let config_path = dir.join("envoy.yaml");
-        fs::write(&config_path, config)?;
+        let config_path = match config {
+            Config::Json(doc) => {
+                let path = dir.join("envoy.json");
+                fs::write(&path, format!("{doc:#}"))?;
+                path
+            }
+            Config::Yaml(text) => {
+                let path = dir.join("envoy.yaml");
+                fs::write(&path, text)?;
+                path
+            }
+        };
         let log = File::create(dir.join("envoy.log"))?;
-        let child = Command::new(crate::envoy_bin())
+        let mut command = match options.cpu {
+            Some(cpu) => {
+                let mut taskset = Command::new("taskset");
+                taskset
+                    .args(["-c", &cpu.to_string()])
+                    .arg(crate::envoy_bin());
+                taskset
+            }
+            None => Command::new(crate::envoy_bin()),
+        };
+        command
             .arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--use-dynamic-base-id", "-l", "info"])
             .arg("--admin-address-path")
             .arg(dir.join("admin.txt"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+            .stderr(log);
+        let spawned = Instant::now();
+        let child = command.spawn()?;
         Ok(Self {
             child,
             dir,
-            keep: false,
+            keep: options.keep_files,
+            spawned,
+            ready_after: None,
             admin: None,
             listeners: HashMap::new(),
         })
@@ -298,7 +279,10 @@ impl Envoy {
             (resp.status == 200).then_some(Ok(admin))
         });
         let admin = match ready {
-            Some(Ok(admin)) => admin,
+            Some(Ok(admin)) => {
+                self.ready_after = Some(self.spawned.elapsed());
+                admin
+            }
             Some(Err(status)) => {
                 return Err(StartFailure {
                     status: Some(status),
@@ -330,10 +314,25 @@ impl Envoy {
     /// # Panics
     /// If Envoy has no such listener (a harness bug).
     pub fn listener(&self, name: &str) -> SocketAddr {
-        match self.listeners.get(name) {
-            Some(addr) => *addr,
+        match self.find_listener(name) {
+            Some(addr) => addr,
             None => panic!("envoy has no listener {name:?}: {:?}", self.listeners),
         }
+    }
+
+    /// The address of listener `name`, if Envoy has it (known once ready).
+    pub fn find_listener(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners.get(name).copied()
+    }
+
+    /// Time from spawning until `/ready` answered 200 (known once ready).
+    pub fn ready_after(&self) -> Option<Duration> {
+        self.ready_after
+    }
+
+    /// Envoy's process id (`taskset` execs it, so the same when pinned).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The admin address (known once ready).
@@ -351,7 +350,7 @@ impl Envoy {
         self.keep = true;
     }
 
-    /// The work directory (bootstrap `envoy.yaml`, `envoy.log`).
+    /// The work directory (bootstrap `envoy.json` or `envoy.yaml`, `envoy.log`).
     pub fn dir(&self) -> &Path {
         &self.dir
     }

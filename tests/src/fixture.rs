@@ -30,7 +30,7 @@ impl Gateway {
     /// Builds the filter if needed, starts the three upstreams and an Envoy named `name`
     /// with `listeners`, and waits until it is ready.
     pub fn start(name: &str, listeners: Vec<Listener>) -> Result<Self, Error> {
-        let wasm = crate::build_wasm()?;
+        let wasm = xcluster_wasm_build::filter_wasm()?;
         let clusters = CLUSTERS
             .iter()
             .map(|name| Upstream::start(name))

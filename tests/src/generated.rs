@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use xcluster_confgen::emit::envoy::{self as emit_envoy, EndpointFlag, EnvoyOptions, Tls};
 use xcluster_confgen::emit::yaml;
 use xcluster_confgen::model::Options;
+use xcluster_envoy::SocketAddress;
 
 use crate::envoy::Envoy;
 use crate::fixture::Error;
 use crate::pki::CertPair;
 
 /// Name of the one listener of a generated bootstrap.
-pub const GATEWAY_LISTENER: &str = "xcluster_gateway";
+pub const GATEWAY_LISTENER: &str = emit_envoy::LISTENER;
 
 /// Listener and admin address given to the generator: port 0, so Envoy picks free ports
 /// (the harness reads them back from the admin endpoint).
@@ -130,7 +131,7 @@ impl EnvoyGen {
 
     /// The bootstrap (YAML) the command prints.
     pub fn render(&self, wasm: &Path) -> Result<String, Error> {
-        let root = crate::repo_root();
+        let root = crate::workspace_root();
         let files: Vec<PathBuf> = self.files.iter().map(|f| root.join(f)).collect();
         let opts = Options {
             local_cluster: self.local_cluster.clone(),
@@ -144,7 +145,7 @@ impl EnvoyGen {
             .collect::<Result<Vec<_>, String>>()?;
         emit_envoy::apply_endpoints(&mut model, &endpoints)?;
         xcluster_confgen::validate(&model.config)?;
-        let any = (String::from("127.0.0.1"), 0);
+        let any = SocketAddress::loopback(0);
         let tls = self.tls.clone().map(|t| Tls {
             cert: root.join(t.cert).to_string_lossy().into_owned(),
             key: root.join(t.key).to_string_lossy().into_owned(),
@@ -171,7 +172,7 @@ impl EnvoyGen {
 
 /// `path` relative to the repository root when it is inside it.
 pub fn display_path(path: &Path) -> String {
-    path.strip_prefix(crate::repo_root())
+    path.strip_prefix(crate::workspace_root())
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned()
@@ -189,7 +190,7 @@ mod tests {
                 "cluster-1/httpbin/httpbin",
                 SocketAddr::from(([127, 0, 0, 1], 4242)),
             );
-        let wasm = crate::repo_root().join("target/x.wasm");
+        let wasm = crate::workspace_root().join("target/x.wasm");
         assert_eq!(
             gen.command_line(&wasm),
             "xcluster-gen envoy -f examples/002-fsm/common -f examples/002-fsm/smi --local-cluster cluster-2 \\\n    \

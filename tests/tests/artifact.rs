@@ -1,14 +1,14 @@
 //! The shipped artifact: the release `.wasm` stays small and exports the proxy-wasm ABI
 //! Envoy looks for.
 
-use xcluster_e2e::build_wasm;
+use xcluster_wasm_build::filter_wasm;
 
 /// The size budget of the release `.wasm` (issue: "stays under 400 KB").
 const MAX_WASM_BYTES: u64 = 400_000;
 
 #[test]
 fn release_wasm_is_under_budget_and_exports_the_abi() {
-    let wasm = build_wasm().expect("build the filter");
+    let wasm = filter_wasm().expect("build the filter");
     let bytes = std::fs::read(&wasm).expect("read the .wasm");
     let size = bytes.len() as u64;
     println!("{}: {size} bytes", wasm.display());

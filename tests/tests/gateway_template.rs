@@ -20,8 +20,8 @@ fn fill(text: &str, from: &str, to: &str) -> String {
 #[test]
 fn gateway_template_fails_over() {
     let template =
-        std::fs::read_to_string(xcluster_e2e::repo_root().join("envoy/gateway.yaml")).unwrap();
-    let wasm = xcluster_e2e::build_wasm().unwrap();
+        std::fs::read_to_string(xcluster_e2e::workspace_root().join("envoy/gateway.yaml")).unwrap();
+    let wasm = xcluster_wasm_build::filter_wasm().unwrap();
     let mut upstreams: Vec<Upstream> = CLUSTERS
         .iter()
         .map(|n| Upstream::start(n).unwrap())

@@ -36,7 +36,7 @@ impl Certs {
 }
 
 fn start(name: &str, gen: &EnvoyGen) -> Envoy {
-    let wasm = xcluster_e2e::build_wasm().unwrap();
+    let wasm = xcluster_wasm_build::filter_wasm().unwrap();
     println!("$ {}", gen.command_line(&wasm));
     gen.start(name, &wasm).unwrap()
 }

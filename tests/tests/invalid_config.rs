@@ -9,7 +9,7 @@ use xcluster_e2e::scenario::ACTIVE_ACTIVE;
 
 fn refused(name: &str, config: &Value) -> String {
     let bootstrap = Bootstrap {
-        wasm: xcluster_e2e::build_wasm().unwrap(),
+        wasm: xcluster_wasm_build::filter_wasm().unwrap(),
         listeners: vec![Listener::plain("gw", config)],
         clusters: vec![],
     };

@@ -99,6 +99,6 @@ fn other_hosts_do_not_match_the_route() {
         .unwrap();
     assert_eq!(
         (resp.status, resp.body.as_str()),
-        (404, xcluster_e2e::envoy::NO_CLUSTER_BODY)
+        (404, xcluster_envoy::NO_CLUSTER_BODY)
     );
 }

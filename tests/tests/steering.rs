@@ -1,9 +1,11 @@
 //! A client cannot pick its own cluster: the filter strips the cluster-selection header
 //! before deciding, so a forged header neither overrides nor survives the decision.
 
-use xcluster_e2e::envoy::{Listener, CLUSTER_HEADER, NO_CLUSTER_BODY};
+use xcluster_e2e::envoy::Listener;
 use xcluster_e2e::fixture::{Gateway, Tally};
 use xcluster_e2e::scenario::{FAILOVER, HTTPBIN_HOST, LOCALITY_NO_LOCAL};
+use xcluster_envoy::NO_CLUSTER_BODY;
+use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
 #[test]
 fn forged_cluster_header_cannot_steer() {
@@ -15,7 +17,7 @@ fn forged_cluster_header_cannot_steer() {
         ],
     )
     .unwrap();
-    let forged = [(CLUSTER_HEADER, "cluster-3")];
+    let forged = [(DEFAULT_CLUSTER_HEADER, "cluster-3")];
 
     // FailOver with a local target: always cluster-2, whatever the client asks for.
     let mut client = gw.client(FAILOVER.name);

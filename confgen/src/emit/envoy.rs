@@ -1,20 +1,27 @@
-//! A complete Envoy bootstrap: one gateway listener running the xcluster wasm filter
-//! before the router, a route that follows the cluster header, and one Envoy cluster
-//! per distinct upstream address.
-//!
-//! Routes: requests carrying the cluster header (set by the filter) go to the cluster it
-//! names (`cluster_header`); every other request gets a 404 `no route` direct response,
-//! so nothing is forwarded that the filter did not choose.
+//! `xcluster-gen envoy`: the model's side of a bootstrap. `--endpoint` flags give targets
+//! their addresses, targets sharing an address share one Envoy cluster, and the plugin
+//! config goes into the wasm filter; [`xcluster_envoy`] renders the rest: one gateway
+//! listener (`xcluster_gateway`) running the filter before the router, the route that
+//! follows the cluster header with its fallback 404, and the clusters.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use xcluster_envoy::{
+    Bootstrap, Cluster, DataSource, DownstreamTls, HttpConnectionManager, Listener, Locality, Node,
+    SocketAddress, WasmFilter,
+};
 use xcluster_filter::config::{ServiceAccountRef, DEFAULT_CLUSTER_HEADER};
 
 use crate::kinds::labels_text;
 use crate::load::Error;
 use crate::model::{Address, Model};
+
+/// Name of the bootstrap's one listener.
+pub const LISTENER: &str = "xcluster_gateway";
+
+/// The node `id` and `cluster` of the bootstrap.
+const NODE: &str = "xcluster-gateway";
 
 /// `--endpoint CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +100,7 @@ impl std::str::FromStr for EndpointFlag {
     }
 }
 
-/// Downstream mTLS files.
+/// Downstream mTLS files (`--tls-cert`, `--tls-key`, `--client-ca`).
 #[derive(Debug, Clone)]
 pub struct Tls {
     /// Server certificate chain.
@@ -110,9 +117,9 @@ pub struct EnvoyOptions {
     /// Path of the filter's `.wasm` (as Envoy will open it).
     pub wasm: String,
     /// Listener address.
-    pub listen: (String, u16),
+    pub listen: SocketAddress,
     /// Admin address.
-    pub admin: Option<(String, u16)>,
+    pub admin: Option<SocketAddress>,
     /// Downstream mTLS.
     pub tls: Option<Tls>,
 }
@@ -254,139 +261,46 @@ pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
             }
         }
     }
-    let clusters: Vec<Value> = by_address
-        .iter()
-        .map(|((host, port), name)| envoy_cluster(name, host, *port))
-        .collect::<Vec<_>>();
-    let mut clusters = clusters;
-    clusters.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let mut clusters: Vec<Cluster> = by_address
+        .into_iter()
+        .map(|((host, port), name)| Cluster::new(name, SocketAddress::new(host, port)))
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
 
     let header = config
         .cluster_header
         .clone()
         .unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_string());
-    let plugin_json = serde_json::to_string_pretty(&config).unwrap_or_default();
-    let wasm = json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": "xcluster",
-                "vm_config": {
-                    "vm_id": "xcluster",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "local": { "filename": opts.wasm } }
-                },
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": plugin_json
-                },
-                "fail_open": false
-            }
-        }
+    let plugin_json = serde_json::to_string_pretty(&config)
+        .map_err(|e| Error::plain(format!("cannot serialize the plugin config: {e}")))?;
+    let filter = WasmFilter::new("xcluster", opts.wasm.clone(), plugin_json);
+    let mut listener = Listener::new(
+        LISTENER,
+        opts.listen.clone(),
+        HttpConnectionManager::xcluster("xcluster", filter, &header),
+    );
+    listener.tls = opts.tls.as_ref().map(|tls| DownstreamTls {
+        certificate_chain: DataSource::Filename(tls.cert.clone()),
+        private_key: DataSource::Filename(tls.key.clone()),
+        trusted_ca: DataSource::Filename(tls.client_ca.clone()),
     });
-    let hcm = json!({
-        "name": "envoy.filters.network.http_connection_manager",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": "xcluster",
-            "route_config": {
-                "name": "xcluster",
-                "virtual_hosts": [{
-                    "name": "xcluster",
-                    "domains": ["*"],
-                    "routes": [
-                        {
-                            "name": "selected-cluster",
-                            "match": { "prefix": "/", "headers": [{ "name": header, "present_match": true }] },
-                            "route": { "cluster_header": header }
-                        },
-                        {
-                            "name": "no-route",
-                            "match": { "prefix": "/" },
-                            "direct_response": { "status": 404, "body": { "inline_string": "no route" } }
-                        }
-                    ]
-                }]
-            },
-            "http_filters": [
-                wasm,
-                {
-                    "name": "envoy.filters.http.router",
-                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-                }
-            ]
-        }
-    });
-    let mut chain = json!({ "filters": [hcm] });
-    if let Some(tls) = &opts.tls {
-        chain["transport_socket"] = json!({
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                "require_client_certificate": true,
-                "common_tls_context": {
-                    "tls_certificates": [{
-                        "certificate_chain": { "filename": tls.cert },
-                        "private_key": { "filename": tls.key }
-                    }],
-                    "validation_context": { "trusted_ca": { "filename": tls.client_ca } }
-                }
-            }
-        });
-    }
-    let mut node = json!({ "id": "xcluster-gateway", "cluster": "xcluster-gateway" });
-    if let Some(local) = &config.local {
-        if let Some(c) = &local.cluster {
-            node["metadata"] = json!({ "CLUSTER_ID": c });
-        }
-        let mut locality = serde_json::Map::new();
-        if let Some(r) = &local.region {
-            locality.insert("region".into(), json!(r));
-        }
-        if let Some(z) = &local.zone {
-            locality.insert("zone".into(), json!(z));
-        }
-        if !locality.is_empty() {
-            node["locality"] = Value::Object(locality);
-        }
-    }
-    let mut out = json!({
-        "node": node,
-        "static_resources": {
-            "listeners": [{
-                "name": "xcluster_gateway",
-                "address": socket(&opts.listen.0, opts.listen.1),
-                "filter_chains": [chain]
-            }],
-            "clusters": clusters
-        }
-    });
-    if let Some((host, port)) = &opts.admin {
-        out["admin"] = json!({ "address": socket(host, *port) });
-    }
-    Ok(out)
-}
-
-fn socket(host: &str, port: u16) -> Value {
-    json!({ "socket_address": { "address": host, "port_value": port } })
-}
-
-fn envoy_cluster(name: &str, host: &str, port: u16) -> Value {
-    let kind = if host.parse::<IpAddr>().is_ok() {
-        "STATIC"
-    } else {
-        "STRICT_DNS"
+    let local = config.local.clone().unwrap_or_default();
+    let node = Node {
+        id: NODE.into(),
+        cluster: NODE.into(),
+        cluster_id: local.cluster,
+        locality: Locality {
+            region: local.region,
+            zone: local.zone,
+        },
     };
-    json!({
-        "name": name,
-        "type": kind,
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(host, port) } }] }]
-        }
-    })
+    Ok(Bootstrap {
+        node: Some(node),
+        admin: opts.admin.clone(),
+        listeners: vec![listener],
+        clusters,
+    }
+    .render())
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use xcluster_host_sim::dryrun;
 use xcluster_host_sim::profile::Profile;
-use xcluster_host_sim::{dryrun, WASM_ENV, WASM_RELATIVE_PATH};
+use xcluster_wasm_build::{module_path, FILTER_PACKAGE, WASM_ENV};
 
 /// Dry-run an xcluster plugin config: drive the real filter (.wasm) with a request
 /// profile and print the share per target, denials, failovers and wasm instructions.
@@ -52,11 +53,12 @@ fn default_wasm() -> PathBuf {
     if let Some(path) = std::env::var_os(WASM_ENV) {
         return PathBuf::from(path);
     }
+    let relative = module_path(Path::new("target"), FILTER_PACKAGE);
     let cwd = std::env::current_dir().unwrap_or_default();
     cwd.ancestors()
-        .map(|dir| dir.join(WASM_RELATIVE_PATH))
+        .map(|dir| dir.join(&relative))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(WASM_RELATIVE_PATH))
+        .unwrap_or(relative)
 }
 
 fn main_inner(args: Args) -> Result<String, String> {

@@ -56,7 +56,7 @@ fn run() -> Result<(), Error> {
     println!(
         "Building the filter (cargo build -p xcluster-filter --release --target wasm32-wasip1) ..."
     );
-    let wasm = xcluster_e2e::build_wasm()?;
+    let wasm = xcluster_wasm_build::filter_wasm()?;
     println!("\nfilter : {}", display_path(&wasm));
     println!("envoy  : {} (--concurrency 2)", display_path(&envoy_bin));
     println!(

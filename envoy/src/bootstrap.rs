@@ -1,0 +1,127 @@
+//! The bootstrap document: node, admin, static listeners and clusters.
+
+use serde_json::{json, Map, Value};
+
+use crate::{Cluster, Listener, SocketAddress};
+
+/// An Envoy bootstrap with static resources (`envoy.config.bootstrap.v3.Bootstrap`).
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// The node Envoy reports as (the filter reads its locality and `CLUSTER_ID`).
+    pub node: Option<Node>,
+    /// The admin listener's address.
+    pub admin: Option<SocketAddress>,
+    /// Listeners, in order.
+    pub listeners: Vec<Listener>,
+    /// Clusters, in order.
+    pub clusters: Vec<Cluster>,
+}
+
+impl Bootstrap {
+    /// The bootstrap as JSON.
+    pub fn render(&self) -> Value {
+        let mut doc = json!({
+            "static_resources": {
+                "listeners": self.listeners.iter().map(Listener::render).collect::<Vec<_>>(),
+                "clusters": self.clusters.iter().map(Cluster::render).collect::<Vec<_>>(),
+            }
+        });
+        if let Some(node) = &self.node {
+            doc["node"] = node.render();
+        }
+        if let Some(admin) = &self.admin {
+            doc["admin"] = json!({ "address": admin.render() });
+        }
+        doc
+    }
+}
+
+/// The node identity (`envoy.config.core.v3.Node`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// `id`.
+    pub id: String,
+    /// `cluster` (Envoy's service cluster, not a mesh cluster).
+    pub cluster: String,
+    /// The mesh cluster the gateway runs in (`metadata.CLUSTER_ID`, as Istio sets it).
+    pub cluster_id: Option<String>,
+    /// Where the gateway runs.
+    pub locality: Locality,
+}
+
+impl Node {
+    fn render(&self) -> Value {
+        let mut node = json!({ "id": self.id, "cluster": self.cluster });
+        if let Some(cluster_id) = &self.cluster_id {
+            node["metadata"] = json!({ "CLUSTER_ID": cluster_id });
+        }
+        let mut locality = Map::new();
+        if let Some(region) = &self.locality.region {
+            locality.insert("region".into(), json!(region));
+        }
+        if let Some(zone) = &self.locality.zone {
+            locality.insert("zone".into(), json!(zone));
+        }
+        if !locality.is_empty() {
+            node["locality"] = Value::Object(locality);
+        }
+        node
+    }
+}
+
+/// A node's region and zone (`envoy.config.core.v3.Locality`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locality {
+    /// `region`.
+    pub region: Option<String>,
+    /// `zone`.
+    pub zone: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_carries_cluster_id_and_locality_only_when_known() {
+        let mut node = Node {
+            id: "gw".into(),
+            cluster: "gw".into(),
+            cluster_id: Some("cluster-2".into()),
+            locality: Locality {
+                region: Some("eu".into()),
+                zone: None,
+            },
+        };
+        let doc = Bootstrap {
+            node: Some(node.clone()),
+            ..Bootstrap::default()
+        }
+        .render();
+        assert_eq!(doc["node"]["metadata"]["CLUSTER_ID"], "cluster-2");
+        assert_eq!(doc["node"]["locality"], json!({ "region": "eu" }));
+        assert!(doc.get("admin").is_none());
+
+        node.cluster_id = None;
+        node.locality = Locality::default();
+        let doc = node.render();
+        assert_eq!(doc, json!({ "id": "gw", "cluster": "gw" }));
+    }
+
+    #[test]
+    fn admin_and_static_resources() {
+        let doc = Bootstrap {
+            admin: Some(SocketAddress::loopback(0)),
+            ..Bootstrap::default()
+        }
+        .render();
+        assert_eq!(
+            doc["admin"]["address"]["socket_address"],
+            json!({ "address": "127.0.0.1", "port_value": 0 })
+        );
+        assert_eq!(
+            doc["static_resources"],
+            json!({ "listeners": [], "clusters": [] })
+        );
+    }
+}

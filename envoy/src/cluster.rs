@@ -1,0 +1,100 @@
+//! Upstream clusters.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::SocketAddress;
+
+/// An upstream cluster with one endpoint (`envoy.config.cluster.v3.Cluster`): `STATIC` for
+/// an IP address, `STRICT_DNS` for a name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Name (what routes and the filter's `envoy_cluster` refer to).
+    pub name: String,
+    /// The endpoint.
+    pub endpoint: SocketAddress,
+    /// `connect_timeout`.
+    pub connect_timeout: Duration,
+    /// Envoy's own passive `outlier_detection`, as JSON.
+    pub outlier_detection: Option<Value>,
+}
+
+impl Cluster {
+    /// A cluster of `endpoint` with a 1 s connect timeout.
+    pub fn new(name: impl Into<String>, endpoint: SocketAddress) -> Self {
+        Self {
+            name: name.into(),
+            endpoint,
+            connect_timeout: Duration::from_secs(1),
+            outlier_detection: None,
+        }
+    }
+
+    /// The discovery `type`: `STATIC` for an IP address, `STRICT_DNS` for a name.
+    pub fn discovery_type(&self) -> &'static str {
+        if self.endpoint.is_ip() {
+            "STATIC"
+        } else {
+            "STRICT_DNS"
+        }
+    }
+
+    /// The cluster as JSON.
+    pub fn render(&self) -> Value {
+        let mut cluster = json!({
+            "name": self.name,
+            "type": self.discovery_type(),
+            "connect_timeout": duration(self.connect_timeout),
+            "load_assignment": {
+                "cluster_name": self.name,
+                "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": self.endpoint.render() } }] }]
+            }
+        });
+        if let Some(outlier) = &self.outlier_detection {
+            cluster["outlier_detection"] = outlier.clone();
+        }
+        cluster
+    }
+}
+
+/// A `google.protobuf.Duration` in its JSON form (`1s`, `0.250s`).
+fn duration(d: Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{}s", d.as_secs()),
+        ms => format!("{}.{ms:03}s", d.as_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_type_follows_the_address_kind() {
+        let ip = Cluster::new("a", SocketAddress::new("10.0.0.1", 80));
+        let v6 = Cluster::new("b", SocketAddress::new("::1", 80));
+        let dns = Cluster::new("c", SocketAddress::new("gw.cluster-1.example", 15443));
+        assert_eq!(ip.render()["type"], "STATIC");
+        assert_eq!(v6.render()["type"], "STATIC");
+        assert_eq!(dns.render()["type"], "STRICT_DNS");
+    }
+
+    #[test]
+    fn renders_one_endpoint_and_optional_outlier_detection() {
+        let mut c = Cluster::new("c0", SocketAddress::loopback(9));
+        let doc = c.render();
+        assert_eq!(doc["connect_timeout"], "1s");
+        assert_eq!(doc["load_assignment"]["cluster_name"], "c0");
+        assert_eq!(
+            doc["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+            SocketAddress::loopback(9).render()
+        );
+        assert!(doc.get("outlier_detection").is_none());
+        c.outlier_detection = Some(json!({ "consecutive_5xx": 3 }));
+        c.connect_timeout = Duration::from_millis(250);
+        let doc = c.render();
+        assert_eq!(doc["outlier_detection"]["consecutive_5xx"], 3);
+        assert_eq!(doc["connect_timeout"], "0.250s");
+    }
+}
