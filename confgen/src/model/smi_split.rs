@@ -1,0 +1,68 @@
+//! SMI `TrafficSplit`: a destination whose backends share the traffic by weight.
+
+use xcluster_filter::config::{DestinationConfig, LbPolicy};
+
+use super::istio::HostRef;
+use super::{service_hosts, Builder};
+use crate::load::Error;
+
+impl<'a> Builder<'a> {
+    pub(super) fn smi_splits(&mut self) -> Result<(), Error> {
+        let res = self.res;
+        for ts in &res.traffic_splits {
+            if !ts.spec.matches.is_empty() {
+                return Err(ts.error(
+                    "spec.matches",
+                    "splits limited to route group matches are not supported; remove matches",
+                ));
+            }
+            let (ns, name) = match self.resolve_host(&ts.spec.service, &ts.namespace) {
+                Some(HostRef::Service(ns, name)) => (ns, name),
+                _ => {
+                    return Err(ts.error(
+                        "spec.service",
+                        format!("{:?} is not a service name", ts.spec.service),
+                    ))
+                }
+            };
+            self.claim(format!("service {ns}/{name}"), ts, "spec.service")?;
+            let mut weights = Vec::new();
+            for (i, b) in ts.spec.backends.iter().enumerate() {
+                let w = b.weight.millis().ok_or_else(|| {
+                    ts.error(
+                        &format!("spec.backends[{i}].weight"),
+                        "not an integer or quantity such as 500m",
+                    )
+                })?;
+                weights.push(w);
+            }
+            let scale = if weights.iter().all(|w| w % 1000 == 0) {
+                1000
+            } else {
+                1
+            };
+            let mut drafts = Vec::new();
+            for (i, b) in ts.spec.backends.iter().enumerate() {
+                let path = format!("spec.backends[{i}].service");
+                drafts.extend(self.instances(
+                    ts,
+                    &path,
+                    &ns,
+                    &b.service,
+                    None,
+                    weights[i] / scale,
+                )?);
+            }
+            let dest = DestinationConfig {
+                name: format!("{ns}/{name}"),
+                hosts: service_hosts(&ns, &name),
+                policy: LbPolicy::ActiveActive,
+                sticky: None,
+                outlier_detection: None,
+                targets: Vec::new(),
+            };
+            self.add_destination(ts, dest, drafts, true)?;
+        }
+        Ok(())
+    }
+}
