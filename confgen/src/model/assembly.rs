@@ -37,41 +37,68 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Adds a destination whose targets are `drafts`; with `catch_all`, also a route
+    /// sending every request for its hosts to it. Destination names are unique.
     pub(super) fn add_destination<T>(
         &mut self,
         res: &Res<T>,
-        mut dest: DestinationConfig,
+        mut config: DestinationConfig,
         drafts: Vec<Draft>,
         catch_all: bool,
     ) -> Result<(), Error> {
-        if let Some((_, _, other)) = self
+        if let Some(other) = self
             .destinations
             .iter()
-            .find(|(d, _, _)| d.name == dest.name)
+            .find(|d| d.config.name == config.name)
         {
             return Err(res.error(
                 "metadata.name",
-                format!("destination name {} is already used by {other}", dest.name),
+                format!(
+                    "destination name {} is already used by {}",
+                    config.name, other.origin
+                ),
             ));
         }
-        dest.hosts.dedup();
+        config.hosts.dedup();
         if catch_all {
             let route = RouteConfig {
-                name: dest.name.clone(),
+                name: config.name.clone(),
                 route_match: RouteMatchConfig::default(),
-                destination: dest.name.clone(),
+                destination: config.name.clone(),
             };
-            self.routes.push((specificity(&dest.hosts), route));
+            self.add_route(&config.hosts, route);
         }
-        self.destinations.push((dest, drafts, res.id()));
+        self.destinations.push(DestinationDraft {
+            config,
+            targets: drafts,
+            origin: res.id(),
+        });
         Ok(())
+    }
+
+    /// Whether a destination named `name` has been added.
+    pub(super) fn has_destination(&self, name: &str) -> bool {
+        self.destinations.iter().any(|d| d.config.name == name)
+    }
+
+    /// Adds a route for `hosts` (the hosts its match names, or its destination's).
+    pub(super) fn add_route(&mut self, hosts: &[String], route: RouteConfig) {
+        self.routes.push(RouteDraft {
+            specificity: Specificity::of(hosts),
+            route,
+        });
     }
 
     pub(super) fn finish(mut self, access: AccessConfig) -> Result<Model, Error> {
         let mut destinations = Vec::new();
         let mut origins = BTreeMap::new();
         let mut target_keys = BTreeMap::new();
-        for (mut dest, drafts, origin) in std::mem::take(&mut self.destinations) {
+        for draft in std::mem::take(&mut self.destinations) {
+            let DestinationDraft {
+                config: mut dest,
+                targets: drafts,
+                origin,
+            } = draft;
             dest.targets = name_targets(&drafts)?;
             for (t, d) in dest.targets.iter().zip(&drafts) {
                 let key = EndpointKey {
@@ -91,21 +118,7 @@ impl<'a> Builder<'a> {
             origins.insert(dest.name.clone(), origin);
             destinations.push(dest);
         }
-        let mut routes = std::mem::take(&mut self.routes);
-        routes.sort_by_key(|(s, _)| *s);
-        let mut seen = BTreeSet::new();
-        let routes = routes
-            .into_iter()
-            .map(|(_, mut r)| {
-                let base = r.name.clone();
-                let mut n = 1;
-                while !seen.insert(r.name.clone()) {
-                    n += 1;
-                    r.name = format!("{base}#{n}");
-                }
-                r
-            })
-            .collect();
+        let routes = ordered_routes(std::mem::take(&mut self.routes));
         let local = (self.local_config != LocalConfig::default()).then_some(self.local_config);
         Ok(Model {
             config: PluginConfig {
@@ -127,21 +140,68 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// 0: exact hosts, 1: suffix wildcards, 2: any host (Envoy's virtual host order).
-pub(super) fn specificity(hosts: &[String]) -> u8 {
-    hosts
-        .iter()
-        .map(|h| {
-            if h == "*" {
-                2
-            } else if h.starts_with("*.") {
-                1
-            } else {
-                0
+/// A destination before assembly: its config (targets still empty), the drafts that
+/// become its targets, and the resource that defined it.
+pub(super) struct DestinationDraft {
+    config: DestinationConfig,
+    targets: Vec<Draft>,
+    origin: String,
+}
+
+/// A route and how specific its hosts are.
+pub(super) struct RouteDraft {
+    specificity: Specificity,
+    route: RouteConfig,
+}
+
+/// How specific a route's hosts are: routes are ordered by it, as Envoy orders virtual
+/// hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Specificity {
+    /// Some host is exact.
+    Exact,
+    /// The most specific host is a suffix wildcard (`*.example.com`).
+    Suffix,
+    /// Any host (`*`, or none given).
+    Any,
+}
+
+impl Specificity {
+    /// The most specific of `hosts`.
+    fn of(hosts: &[String]) -> Self {
+        hosts
+            .iter()
+            .map(|h| {
+                if h == "*" {
+                    Specificity::Any
+                } else if h.starts_with("*.") {
+                    Specificity::Suffix
+                } else {
+                    Specificity::Exact
+                }
+            })
+            .min()
+            .unwrap_or(Specificity::Any)
+    }
+}
+
+/// The routes, most specific hosts first (stable otherwise); a name already taken gets
+/// `#2`, `#3`, ….
+fn ordered_routes(mut routes: Vec<RouteDraft>) -> Vec<RouteConfig> {
+    routes.sort_by_key(|r| r.specificity);
+    let mut seen = BTreeSet::new();
+    routes
+        .into_iter()
+        .map(|RouteDraft { mut route, .. }| {
+            let base = route.name.clone();
+            let mut n = 1;
+            while !seen.insert(route.name.clone()) {
+                n += 1;
+                route.name = format!("{base}#{n}");
             }
+            route
         })
-        .min()
-        .unwrap_or(2)
+        .collect()
 }
 
 fn gcd(a: u64, b: u64) -> u64 {

@@ -8,7 +8,6 @@ use xcluster_filter::config::{
     RouteConfig, RouteMatchConfig,
 };
 
-use super::assembly::specificity;
 use super::{service_hosts, Builder, Draft};
 use crate::kinds::{gloo, selects, Res, Resources};
 use crate::load::Error;
@@ -156,11 +155,7 @@ impl<'a> Builder<'a> {
                         .clone()
                         .unwrap_or_else(|| rt.namespace.clone());
                     let name = format!("{ns}/{}", d.reference.name);
-                    if !self
-                        .destinations
-                        .iter()
-                        .any(|(dest, _, _)| dest.name == name)
-                    {
+                    if !self.has_destination(&name) {
                         return Err(rt.error(
                             &format!("{rpath}.forwardTo.destinations[0].ref"),
                             format!("VirtualDestination {name} is not in the input"),
@@ -250,14 +245,14 @@ impl<'a> Builder<'a> {
                     } else {
                         route_name.clone()
                     };
-                    self.routes.push((
-                        specificity(&hosts),
+                    self.add_route(
+                        &hosts,
                         RouteConfig {
                             name,
                             route_match,
                             destination: destination.clone(),
                         },
-                    ));
+                    );
                 }
             }
         }

@@ -6,7 +6,6 @@ use xcluster_filter::config::{
     RouteConfig, RouteMatchConfig, ServiceAccountRef,
 };
 
-use super::assembly::specificity;
 use super::{envoy_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey};
 use crate::kinds::{istio, Res};
 use crate::load::Error;
@@ -89,14 +88,14 @@ impl<'a> Builder<'a> {
                     } else {
                         name.clone()
                     };
-                    self.routes.push((
-                        specificity(&hosts),
+                    self.add_route(
+                        &hosts,
                         RouteConfig {
                             name: rname,
                             route_match,
                             destination: dest.clone(),
                         },
-                    ));
+                    );
                 }
             }
         }

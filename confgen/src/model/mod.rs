@@ -21,10 +21,10 @@ mod smi_split;
 use std::collections::{BTreeMap, BTreeSet};
 
 use xcluster_filter::config::{
-    AccessMode, DestinationConfig, LocalConfig, LocalityConfig, PluginConfig, RouteConfig,
-    ServiceAccountRef,
+    AccessMode, LocalConfig, LocalityConfig, PluginConfig, ServiceAccountRef,
 };
 
+use self::assembly::{DestinationDraft, RouteDraft};
 use crate::kinds::{Res, Resources};
 use crate::load::Error;
 
@@ -153,9 +153,8 @@ struct Builder<'a> {
     res: &'a Resources,
     local: Option<String>,
     local_config: LocalConfig,
-    destinations: Vec<(DestinationConfig, Vec<Draft>, String)>,
-    /// (host specificity, route); sorted stably at the end.
-    routes: Vec<(u8, RouteConfig)>,
+    destinations: Vec<DestinationDraft>,
+    routes: Vec<RouteDraft>,
     /// Claimed service / host → the resource claiming it.
     claims: BTreeMap<String, String>,
     upstreams: BTreeMap<String, Upstream>,
