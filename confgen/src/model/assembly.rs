@@ -89,6 +89,8 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// The model: each destination's drafts become named, weighted targets; routes are
+    /// ordered and their names made unique.
     pub(super) fn finish(mut self, access: AccessConfig) -> Result<Model, Error> {
         let mut destinations = Vec::new();
         let mut origins = BTreeMap::new();
@@ -101,13 +103,7 @@ impl<'a> Builder<'a> {
             } = draft;
             dest.targets = name_targets(&drafts)?;
             for (t, d) in dest.targets.iter().zip(&drafts) {
-                let key = EndpointKey {
-                    cluster: d.cluster.clone(),
-                    namespace: d.namespace.clone(),
-                    service: d.service.clone(),
-                    subset: d.subset_keys.clone(),
-                };
-                target_keys.insert((dest.name.clone(), t.name.clone()), key);
+                target_keys.insert((dest.name.clone(), t.name.clone()), d.key.clone());
             }
             if dest.targets.iter().all(|t| t.weight == 0) {
                 return Err(Error::plain(format!(
@@ -204,6 +200,7 @@ fn ordered_routes(mut routes: Vec<RouteDraft>) -> Vec<RouteConfig> {
         .collect()
 }
 
+/// Greatest common divisor.
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
@@ -217,21 +214,21 @@ fn gcd(a: u64, b: u64) -> u64 {
 fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
     let services: BTreeSet<(&str, &str)> = drafts
         .iter()
-        .map(|d| (d.namespace.as_str(), d.service.as_str()))
+        .map(|d| (d.key.namespace.as_str(), d.key.service.as_str()))
         .collect();
     let lcm = drafts.iter().fold(1u64, |acc, d| {
-        acc / gcd(acc, d.group_size.max(1)) * d.group_size.max(1)
+        acc / gcd(acc, d.group.size.max(1)) * d.group.size.max(1)
     });
     let mut out = Vec::new();
     for d in drafts {
-        let mut name = d.cluster.clone();
+        let mut name = d.key.cluster.clone();
         if services.len() > 1 {
-            name = format!("{name}/{}", d.service);
+            name = format!("{name}/{}", d.key.service);
         }
         if let Some(s) = &d.subset {
             name = format!("{name}/{s}");
         }
-        let weight = d.group_weight * lcm / d.group_size.max(1);
+        let weight = d.group.weight * lcm / d.group.size.max(1);
         let weight = u32::try_from(weight)
             .map_err(|_| Error::plain(format!("target {name}: weight {weight} is too large")))?;
         if out.iter().any(|t: &TargetConfig| t.name == name) {
@@ -241,10 +238,10 @@ fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
         }
         out.push(TargetConfig {
             name,
-            cluster: d.cluster.clone(),
+            cluster: d.key.cluster.clone(),
             cluster_key: d.cluster_key.clone(),
             envoy_cluster: d.envoy_cluster.clone(),
-            subset: d.subset.clone().filter(|_| !d.subset_keys.is_empty()),
+            subset: d.subset.clone().filter(|_| !d.key.subset.is_empty()),
             weight,
             locality: d.locality.clone(),
             priority: d.priority,

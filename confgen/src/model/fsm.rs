@@ -8,7 +8,9 @@ use xcluster_filter::config::{
     DestinationConfig, LbPolicy, LocalityConfig, OutlierDetectionConfig, ServiceAccountRef,
 };
 
-use super::{gateway_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey};
+use super::{
+    gateway_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey, GroupWeight,
+};
 use crate::kinds::fsm::{ClusterKey, GlobalTrafficPolicySpec, ImportEndpoint, ServiceImportSpec};
 use crate::kinds::Res;
 use crate::load::Error;
@@ -80,9 +82,7 @@ impl<'a> Builder<'a> {
                     &res.namespace,
                     &res.name,
                     None,
-                    1,
-                    1,
-                    None,
+                    GroupWeight::single(1),
                 )?);
             }
         }
@@ -119,7 +119,7 @@ impl<'a> Builder<'a> {
                     let path = format!("spec.ports[{p}].endpoints[{e}].clusterKey");
                     let key =
                         ClusterKey::parse(&ep.cluster_key).map_err(|m| import.error(&path, m))?;
-                    if out.iter().any(|d: &Draft| d.cluster == key.cluster) {
+                    if out.iter().any(|d: &Draft| d.key.cluster == key.cluster) {
                         continue;
                     }
                     out.push(self.fsm_import_draft(import, &key, ep, 1)?);
@@ -209,22 +209,18 @@ impl<'a> Builder<'a> {
                     source: c.id(),
                 })
             });
-        let ekey = EndpointKey {
+        let instance = EndpointKey {
             cluster: key.cluster.clone(),
             namespace: res.namespace.clone(),
             service: res.name.clone(),
             subset: Vec::new(),
         };
-        self.upstream(&envoy_cluster, ekey.clone(), gateway)?;
-        self.upstream(&envoy_cluster, ekey, address)?;
+        self.upstream(&envoy_cluster, instance.clone(), gateway)?;
+        self.upstream(&envoy_cluster, instance.clone(), address)?;
         Ok(Draft {
-            cluster: key.cluster.clone(),
-            namespace: res.namespace.clone(),
-            service: res.name.clone(),
+            key: instance,
             subset: None,
-            subset_keys: Vec::new(),
-            group_weight: weight,
-            group_size: 1,
+            group: GroupWeight::single(weight),
             service_account: ServiceAccountRef {
                 namespace: res.namespace.clone(),
                 name: account,

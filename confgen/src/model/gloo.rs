@@ -1,18 +1,20 @@
 //! Gloo Mesh: `TrafficPolicy` `trafficShift` (v1alpha2), `VirtualDestination` and
 //! `RouteTable` (v2).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use xcluster_filter::config::{
     DestinationConfig, HeaderMatchConfig, LbPolicy, OutlierDetectionConfig, PathMatchConfig,
     RouteConfig, RouteMatchConfig,
 };
 
-use super::{service_hosts, Builder, Draft};
+use super::{service_hosts, Builder, Draft, EndpointKey, GroupWeight, Subset};
 use crate::kinds::{gloo, selects, Res, Resources};
 use crate::load::Error;
 
 impl<'a> Builder<'a> {
+    /// A destination per service a `TrafficPolicy` selects, its `trafficShift`
+    /// destinations as targets with their weights.
     pub(super) fn gloo_traffic_policies(&mut self) -> Result<(), Error> {
         let res = self.res;
         for tp in &res.traffic_policies {
@@ -47,15 +49,12 @@ impl<'a> Builder<'a> {
                                 tp.error(&dpath, "only kubeService destinations are supported")
                             );
                         };
-                        let subset = (!k.subset.is_empty()).then(|| (None, k.subset.clone()));
                         drafts.push(self.service_draft(
                             &k.cluster_name,
                             &k.namespace,
                             &k.name,
-                            subset,
-                            u64::from(d.weight),
-                            1,
-                            None,
+                            labels_subset(&k.subset),
+                            GroupWeight::single(u64::from(d.weight)),
                         )?);
                     }
                     let dest = DestinationConfig {
@@ -73,7 +72,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Targets of a VirtualDestination: every selected Service instance.
+    /// Targets of a VirtualDestination: every selected Service instance, sharing `weight`.
     fn vd_drafts(
         &mut self,
         vd: &Res<gloo::VirtualDestinationSpec>,
@@ -89,9 +88,14 @@ impl<'a> Builder<'a> {
                     && sel.namespace.as_ref().is_none_or(|n| *n == svc.namespace)
                     && sel.cluster.as_ref().is_none_or(|c| *c == cluster)
                     && !(sel.labels.is_empty() && sel.name.is_none());
-                let item = (cluster, svc.namespace.clone(), svc.name.clone());
-                if ok && !found.contains(&item) {
-                    found.push(item);
+                let instance = EndpointKey {
+                    cluster,
+                    namespace: svc.namespace.clone(),
+                    service: svc.name.clone(),
+                    subset: Vec::new(),
+                };
+                if ok && !found.contains(&instance) {
+                    found.push(instance);
                 }
             }
         }
@@ -101,13 +105,17 @@ impl<'a> Builder<'a> {
                 "selects no Service: give the Services it selects (labelled topology.istio.io/cluster when remote)",
             ));
         }
-        let size = found.len() as u64;
+        let group = GroupWeight {
+            weight,
+            size: found.len() as u64,
+        };
         found
             .iter()
-            .map(|(c, ns, name)| self.service_draft(c, ns, name, None, weight, size, None))
+            .map(|k| self.service_draft(&k.cluster, &k.namespace, &k.service, None, group))
             .collect()
     }
 
+    /// A destination per `VirtualDestination`, for its hosts.
     pub(super) fn virtual_destinations(&mut self) -> Result<(), Error> {
         let res = self.res;
         for vd in &res.virtual_destinations {
@@ -128,6 +136,8 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Routes per `RouteTable` entry: to the `VirtualDestination` it names alone, else to
+    /// a destination of its own over its `forwardTo` destinations.
     pub(super) fn route_tables(&mut self) -> Result<(), Error> {
         let res = self.res;
         for rt in &res.route_tables {
@@ -163,63 +173,7 @@ impl<'a> Builder<'a> {
                     }
                     name
                 } else {
-                    let mut drafts = Vec::new();
-                    for (j, d) in fwd.destinations.iter().enumerate() {
-                        let dpath = format!("{rpath}.forwardTo.destinations[{j}]");
-                        let ns = d
-                            .reference
-                            .namespace
-                            .clone()
-                            .unwrap_or_else(|| rt.namespace.clone());
-                        let weight = u64::from(d.weight.unwrap_or(1));
-                        match d.kind.as_deref().unwrap_or("SERVICE") {
-                            "VIRTUAL_DESTINATION" => {
-                                let vd = res
-                                    .virtual_destinations
-                                    .iter()
-                                    .find(|v| v.namespace == ns && v.name == d.reference.name)
-                                    .ok_or_else(|| {
-                                        rt.error(
-                                            &dpath,
-                                            format!(
-                                                "VirtualDestination {ns}/{} is not in the input",
-                                                d.reference.name
-                                            ),
-                                        )
-                                    })?;
-                                drafts.extend(self.vd_drafts(vd, weight)?);
-                            }
-                            "SERVICE" => {
-                                let subset =
-                                    (!d.subset.is_empty()).then(|| (None, d.subset.clone()));
-                                match &d.reference.cluster {
-                                    Some(c) => drafts.push(self.service_draft(
-                                        c,
-                                        &ns,
-                                        &d.reference.name,
-                                        subset,
-                                        weight,
-                                        1,
-                                        None,
-                                    )?),
-                                    None => drafts.extend(self.instances(
-                                        rt,
-                                        &dpath,
-                                        &ns,
-                                        &d.reference.name,
-                                        subset,
-                                        weight,
-                                    )?),
-                                }
-                            }
-                            other => {
-                                return Err(rt.error(
-                                    &format!("{dpath}.kind"),
-                                    format!("kind {other:?} is not supported"),
-                                ))
-                            }
-                        }
-                    }
+                    let drafts = self.forward_to_drafts(rt, &rpath, fwd)?;
                     let dest = DestinationConfig {
                         name: route_name.clone(),
                         hosts: Vec::new(),
@@ -258,8 +212,84 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+
+    /// Targets of a route's `forwardTo`: each destination (a Service, one cluster's or
+    /// every cluster's, or a VirtualDestination's instances) with its weight.
+    fn forward_to_drafts(
+        &mut self,
+        rt: &Res<gloo::RouteTableSpec>,
+        rpath: &str,
+        fwd: &gloo::ForwardTo,
+    ) -> Result<Vec<Draft>, Error> {
+        let res = self.res;
+        let mut drafts = Vec::new();
+        for (j, d) in fwd.destinations.iter().enumerate() {
+            let dpath = format!("{rpath}.forwardTo.destinations[{j}]");
+            let ns = d
+                .reference
+                .namespace
+                .clone()
+                .unwrap_or_else(|| rt.namespace.clone());
+            let weight = u64::from(d.weight.unwrap_or(1));
+            match d.kind.as_deref().unwrap_or("SERVICE") {
+                "VIRTUAL_DESTINATION" => {
+                    let vd = res
+                        .virtual_destinations
+                        .iter()
+                        .find(|v| v.namespace == ns && v.name == d.reference.name)
+                        .ok_or_else(|| {
+                            rt.error(
+                                &dpath,
+                                format!(
+                                    "VirtualDestination {ns}/{} is not in the input",
+                                    d.reference.name
+                                ),
+                            )
+                        })?;
+                    drafts.extend(self.vd_drafts(vd, weight)?);
+                }
+                "SERVICE" => {
+                    let subset = labels_subset(&d.subset);
+                    match &d.reference.cluster {
+                        Some(c) => drafts.push(self.service_draft(
+                            c,
+                            &ns,
+                            &d.reference.name,
+                            subset,
+                            GroupWeight::single(weight),
+                        )?),
+                        None => drafts.extend(self.instances(
+                            rt,
+                            &dpath,
+                            &ns,
+                            &d.reference.name,
+                            subset,
+                            weight,
+                        )?),
+                    }
+                }
+                other => {
+                    return Err(rt.error(
+                        &format!("{dpath}.kind"),
+                        format!("kind {other:?} is not supported"),
+                    ))
+                }
+            }
+        }
+        Ok(drafts)
+    }
 }
 
+/// Gloo's subset: pod labels, none when empty.
+fn labels_subset(labels: &BTreeMap<String, String>) -> Option<Subset> {
+    (!labels.is_empty()).then(|| Subset {
+        name: None,
+        labels: labels.clone(),
+    })
+}
+
+/// The local cluster when the input implies it: the one `clusterName` every
+/// `TrafficPolicy`'s `kubeServiceRefs` name.
 pub(super) fn infer_local_cluster(res: &Resources) -> Option<String> {
     let clusters: BTreeSet<&str> = res
         .traffic_policies
@@ -271,6 +301,7 @@ pub(super) fn infer_local_cluster(res: &Resources) -> Option<String> {
     (clusters.len() == 1).then(|| clusters.into_iter().next().unwrap_or_default().to_string())
 }
 
+/// A RouteTable matcher as a route match; no hosts is any host.
 fn gloo_match<T>(
     rt: &Res<T>,
     path: &str,

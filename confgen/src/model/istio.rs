@@ -6,17 +6,40 @@ use xcluster_filter::config::{
     RouteConfig, RouteMatchConfig, ServiceAccountRef,
 };
 
-use super::{envoy_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey};
+use super::{
+    envoy_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey, GroupWeight, Subset,
+};
 use crate::kinds::{istio, Res};
 use crate::load::Error;
 
-/// What an Istio destination host names.
+/// What an Istio host names.
 pub(super) enum HostRef<'a> {
-    Service(String, String),
+    /// A Kubernetes service.
+    Service { namespace: String, name: String },
+    /// A `ServiceEntry` listing the host.
     Entry(&'a Res<istio::ServiceEntrySpec>),
 }
 
+impl HostRef<'_> {
+    /// Whether both name the same service, or the same `ServiceEntry`.
+    fn is(&self, other: &HostRef<'_>) -> bool {
+        match (self, other) {
+            (
+                HostRef::Service { namespace, name },
+                HostRef::Service {
+                    namespace: other_namespace,
+                    name: other_name,
+                },
+            ) => namespace == other_namespace && name == other_name,
+            (HostRef::Entry(a), HostRef::Entry(b)) => std::ptr::eq(*a, *b),
+            _ => false,
+        }
+    }
+}
+
 impl<'a> Builder<'a> {
+    /// What `host`, written in `namespace`, names: a `ServiceEntry` listing it, else the
+    /// service of a short or `.svc[.cluster.local]` name; `None` for other host names.
     pub(super) fn resolve_host(&self, host: &str, namespace: &str) -> Option<HostRef<'a>> {
         if let Some(se) = self
             .res
@@ -28,33 +51,38 @@ impl<'a> Builder<'a> {
         }
         let parts: Vec<&str> = host.split('.').collect();
         match parts.as_slice() {
-            [name] => Some(HostRef::Service(namespace.to_string(), name.to_string())),
+            [name] => Some(HostRef::Service {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            }),
             [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => {
-                Some(HostRef::Service(ns.to_string(), name.to_string()))
+                Some(HostRef::Service {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                })
             }
             _ => None,
         }
     }
 
+    /// The `DestinationRule` for what `host` names.
     fn destination_rule(&self, host: &HostRef<'_>) -> Option<&'a Res<istio::DestinationRuleSpec>> {
         self.res.destination_rules.iter().find(|dr| {
-            match (self.resolve_host(&dr.spec.host, &dr.namespace), host) {
-                (Some(HostRef::Service(a, b)), HostRef::Service(c, d)) => a == *c && b == *d,
-                (Some(HostRef::Entry(x)), HostRef::Entry(y)) => std::ptr::eq(x, *y),
-                _ => false,
-            }
+            self.resolve_host(&dr.spec.host, &dr.namespace)
+                .is_some_and(|h| h.is(host))
         })
     }
 
+    /// A destination and its routes per `VirtualService` HTTP route.
     pub(super) fn virtual_services(&mut self) -> Result<(), Error> {
         let res = self.res;
         for vs in &res.virtual_services {
             let mut hosts = Vec::new();
             for (h, host) in vs.spec.hosts.iter().enumerate() {
                 let key = match self.resolve_host(host, &vs.namespace) {
-                    Some(HostRef::Service(ns, name)) => {
-                        hosts.extend(service_hosts(&ns, &name));
-                        format!("service {ns}/{name}")
+                    Some(HostRef::Service { namespace, name }) => {
+                        hosts.extend(service_hosts(&namespace, &name));
+                        format!("service {namespace}/{name}")
                     }
                     _ => {
                         hosts.push(host.clone());
@@ -75,7 +103,7 @@ impl<'a> Builder<'a> {
                 } else {
                     base
                 };
-                let dest = self.vs_destination(vs, &rpath, http, &name, &hosts)?;
+                self.vs_destination(vs, &rpath, http, &name, &hosts)?;
                 let matches = if http.matches.is_empty() {
                     vec![istio::HttpMatchRequest::default()]
                 } else {
@@ -93,7 +121,7 @@ impl<'a> Builder<'a> {
                         RouteConfig {
                             name: rname,
                             route_match,
-                            destination: dest.clone(),
+                            destination: name.clone(),
                         },
                     );
                 }
@@ -102,6 +130,8 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// The destination `name` of one HTTP route: its weighted route destinations with
+    /// their `DestinationRule` subsets, outlier detection and locality failover.
     fn vs_destination(
         &mut self,
         vs: &Res<istio::VirtualServiceSpec>,
@@ -109,7 +139,7 @@ impl<'a> Builder<'a> {
         http: &istio::HttpRoute,
         name: &str,
         hosts: &[String],
-    ) -> Result<String, Error> {
+    ) -> Result<(), Error> {
         if http.route.is_empty() {
             return Err(vs.error(
                 rpath,
@@ -159,7 +189,10 @@ impl<'a> Builder<'a> {
                 Some(s) => {
                     let found = dr.and_then(|dr| dr.spec.subsets.iter().find(|x| &x.name == s));
                     match found {
-                        Some(x) => Some((Some(x.name.clone()), x.labels.clone())),
+                        Some(x) => Some(Subset {
+                            name: Some(x.name.clone()),
+                            labels: x.labels.clone(),
+                        }),
                         None => {
                             return Err(vs.error(
                                 &format!("{dpath}.subset"),
@@ -172,7 +205,8 @@ impl<'a> Builder<'a> {
                     }
                 }
             };
-            if let Some(tp) = dr.and_then(|dr| dr.spec.traffic_policy.as_ref()) {
+            let rule_policy = dr.and_then(|dr| Some((dr, dr.spec.traffic_policy.as_ref()?)));
+            if let Some((dr, tp)) = rule_policy {
                 if let (Some(od), None) = (&tp.outlier_detection, &outlier) {
                     outlier = Some(outlier_config(dr, od)?);
                 }
@@ -187,16 +221,21 @@ impl<'a> Builder<'a> {
                     if !lb.distribute.is_empty() || !lb.failover_priority.is_empty() {
                         self.warnings.push(format!(
                             "{}: localityLbSetting distribute / failoverPriority ignored",
-                            dr.map(|d| d.id()).unwrap_or_default()
+                            dr.id()
                         ));
                     }
                 }
             }
             let mut group = match target {
-                HostRef::Service(ns, svc) => {
-                    self.instances(vs, &format!("{dpath}.host"), &ns, &svc, subset, weight)?
-                }
-                HostRef::Entry(se) => self.entry_drafts(se, weight)?,
+                HostRef::Service { namespace, name } => self.instances(
+                    vs,
+                    &format!("{dpath}.host"),
+                    &namespace,
+                    &name,
+                    subset,
+                    weight,
+                )?,
+                HostRef::Entry(se) => vec![self.entry_draft(se, weight)?],
             };
             if policy == LbPolicy::FailOver {
                 if let Some(lb) = dr
@@ -220,8 +259,7 @@ impl<'a> Builder<'a> {
             outlier_detection: outlier,
             targets: Vec::new(),
         };
-        self.add_destination(vs, dest, drafts, false)?;
-        Ok(name.to_string())
+        self.add_destination(vs, dest, drafts, false)
     }
 
     /// Istio region failover: targets in the `to` region of the local region's entry
@@ -246,12 +284,13 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The target of a ServiceEntry: its cluster label or, failing that, its host.
-    fn entry_drafts(
+    /// The target of a ServiceEntry, in the cluster its label names or, failing that,
+    /// named after its first host.
+    fn entry_draft(
         &mut self,
         se: &Res<istio::ServiceEntrySpec>,
         weight: u64,
-    ) -> Result<Vec<Draft>, Error> {
+    ) -> Result<Draft, Error> {
         let host = se.spec.hosts.first().cloned().unwrap_or_default();
         let cluster = se
             .cluster_label()
@@ -271,24 +310,17 @@ impl<'a> Builder<'a> {
             })
         });
         let envoy_cluster = envoy_cluster_name(&cluster, &se.namespace, &host, None);
-        self.upstream(
-            &envoy_cluster,
-            EndpointKey {
-                cluster: cluster.clone(),
-                namespace: se.namespace.clone(),
-                service: host.clone(),
-                subset: Vec::new(),
-            },
-            address,
-        )?;
-        Ok(vec![Draft {
+        let key = EndpointKey {
             cluster: cluster.clone(),
             namespace: se.namespace.clone(),
             service: host,
+            subset: Vec::new(),
+        };
+        self.upstream(&envoy_cluster, key.clone(), address)?;
+        Ok(Draft {
+            key,
             subset: None,
-            subset_keys: Vec::new(),
-            group_weight: weight,
-            group_size: 1,
+            group: GroupWeight::single(weight),
             service_account: ServiceAccountRef {
                 namespace: se.namespace.clone(),
                 name: "default".into(),
@@ -299,12 +331,13 @@ impl<'a> Builder<'a> {
             priority: None,
             authority: None,
             path_prefix: None,
-        }])
+        })
     }
 }
 
+/// A `DestinationRule`'s outlier detection, over the filter's defaults.
 fn outlier_config(
-    dr: Option<&Res<istio::DestinationRuleSpec>>,
+    dr: &Res<istio::DestinationRuleSpec>,
     od: &istio::OutlierDetection,
 ) -> Result<OutlierDetectionConfig, Error> {
     let mut out = OutlierDetectionConfig::default();
@@ -315,12 +348,11 @@ fn outlier_config(
         out.consecutive_gateway_errors = n;
     }
     if let Some(t) = &od.base_ejection_time {
-        out.base_ejection_time_ms = istio::duration_ms(t).ok_or_else(|| match dr {
-            Some(dr) => dr.error(
+        out.base_ejection_time_ms = istio::duration_ms(t).ok_or_else(|| {
+            dr.error(
                 "spec.trafficPolicy.outlierDetection.baseEjectionTime",
                 format!("{t:?} is not a duration such as 30s"),
-            ),
-            None => Error::plain(format!("{t:?} is not a duration")),
+            )
         })?;
         out.max_ejection_time_ms = out.max_ejection_time_ms.max(out.base_ejection_time_ms);
     }
@@ -330,6 +362,7 @@ fn outlier_config(
     Ok(out)
 }
 
+/// An HTTP match request as a route match (its hosts are the destination's).
 fn istio_match<T>(
     vs: &Res<T>,
     path: &str,
@@ -382,6 +415,7 @@ fn istio_match<T>(
     })
 }
 
+/// `text` as a regex matching it literally.
 fn escape_regex(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -1,12 +1,12 @@
 //! Kubernetes: the clusters a `Service` runs in, its ServiceAccount (from the `Deployment`
 //! it selects), its address (from `EndpointSlice`s), and the targets for its instances.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use xcluster_filter::config::ServiceAccountRef;
 
-use super::{envoy_cluster_name, Address, Builder, Draft, EndpointKey};
-use crate::kinds::{k8s, labels_text, selects, Res};
+use super::{envoy_cluster_name, Address, Builder, Draft, EndpointKey, GroupWeight, Subset};
+use crate::kinds::{k8s, selects, Res};
 use crate::load::Error;
 
 impl<'a> Builder<'a> {
@@ -100,33 +100,23 @@ impl<'a> Builder<'a> {
     }
 
     /// A target for an instance of a Kubernetes service running in `cluster`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn service_draft(
         &mut self,
         cluster: &str,
         namespace: &str,
         service: &str,
-        subset: Option<(Option<String>, BTreeMap<String, String>)>,
-        group_weight: u64,
-        group_size: u64,
-        account: Option<String>,
+        subset: Option<Subset>,
+        group: GroupWeight,
     ) -> Result<Draft, Error> {
-        let account = match account {
-            Some(a) => a,
-            None => self
-                .account_of(cluster, namespace, service)?
-                .unwrap_or_else(|| "default".to_string()),
-        };
-        let (subset_name, subset_keys) = match &subset {
-            None => (None, Vec::new()),
-            Some((name, labels)) => {
-                let text = labels_text(labels);
-                let mut keys: Vec<String> = name.iter().cloned().collect();
-                if !labels.is_empty() {
-                    keys.push(text.clone());
-                }
-                (Some(name.clone().unwrap_or(text)), keys)
-            }
+        let account = self
+            .account_of(cluster, namespace, service)?
+            .unwrap_or_else(|| "default".to_string());
+        let subset_name = subset.as_ref().map(Subset::name);
+        let key = EndpointKey {
+            cluster: cluster.to_string(),
+            namespace: namespace.to_string(),
+            service: service.to_string(),
+            subset: subset.as_ref().map(Subset::spellings).unwrap_or_default(),
         };
         let envoy_cluster = envoy_cluster_name(cluster, namespace, service, subset_name.as_deref());
         let address = if subset.is_none() {
@@ -134,24 +124,11 @@ impl<'a> Builder<'a> {
         } else {
             None
         };
-        self.upstream(
-            &envoy_cluster,
-            EndpointKey {
-                cluster: cluster.to_string(),
-                namespace: namespace.to_string(),
-                service: service.to_string(),
-                subset: subset_keys.clone(),
-            },
-            address,
-        )?;
+        self.upstream(&envoy_cluster, key.clone(), address)?;
         Ok(Draft {
-            cluster: cluster.to_string(),
-            namespace: namespace.to_string(),
-            service: service.to_string(),
+            key,
             subset: subset_name,
-            subset_keys,
-            group_weight,
-            group_size,
+            group,
             service_account: ServiceAccountRef {
                 namespace: namespace.to_string(),
                 name: account,
@@ -173,17 +150,20 @@ impl<'a> Builder<'a> {
         path: &str,
         namespace: &str,
         service: &str,
-        subset: Option<(Option<String>, BTreeMap<String, String>)>,
+        subset: Option<Subset>,
         weight: u64,
     ) -> Result<Vec<Draft>, Error> {
         let mut clusters = self.service_clusters(namespace, service)?;
         if clusters.is_empty() {
             clusters.insert(self.local_name(res, path)?);
         }
-        let size = clusters.len() as u64;
+        let group = GroupWeight {
+            weight,
+            size: clusters.len() as u64,
+        };
         clusters
             .iter()
-            .map(|c| self.service_draft(c, namespace, service, subset.clone(), weight, size, None))
+            .map(|c| self.service_draft(c, namespace, service, subset.clone(), group))
             .collect()
     }
 }

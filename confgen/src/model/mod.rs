@@ -25,7 +25,7 @@ use xcluster_filter::config::{
 };
 
 use self::assembly::{DestinationDraft, RouteDraft};
-use crate::kinds::{Res, Resources};
+use crate::kinds::{labels_text, Res, Resources};
 use crate::load::Error;
 
 /// Generator settings from the command line.
@@ -91,14 +91,11 @@ pub struct Model {
 /// A target before naming and weight normalization.
 #[derive(Debug, Clone)]
 struct Draft {
-    cluster: String,
-    namespace: String,
-    service: String,
+    /// The instance it is.
+    key: EndpointKey,
+    /// Its subset's name (see [`Subset::name`]).
     subset: Option<String>,
-    subset_keys: Vec<String>,
-    /// Weight of the group this target belongs to, and the group's size.
-    group_weight: u64,
-    group_size: u64,
+    group: GroupWeight,
     service_account: ServiceAccountRef,
     cluster_key: Option<String>,
     envoy_cluster: String,
@@ -106,6 +103,48 @@ struct Draft {
     priority: Option<u32>,
     authority: Option<String>,
     path_prefix: Option<String>,
+}
+
+/// The weight a group of targets shares (one backend's instances across clusters):
+/// each member gets `weight / size`, made an integer when the destination is assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GroupWeight {
+    weight: u64,
+    size: u64,
+}
+
+impl GroupWeight {
+    /// A group of one target.
+    fn single(weight: u64) -> Self {
+        GroupWeight { weight, size: 1 }
+    }
+}
+
+/// Which pods of a service a target is: an Istio `DestinationRule` subset (its name and
+/// labels), or Gloo's labels alone.
+#[derive(Debug, Clone)]
+struct Subset {
+    name: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+impl Subset {
+    /// The name in target and Envoy cluster names: its own, else its labels as
+    /// `key=value[,key=value]`.
+    fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| labels_text(&self.labels))
+    }
+
+    /// The spellings `--endpoint` accepts for it: its name and/or its labels' text.
+    fn spellings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.name.iter().cloned().collect();
+        if !self.labels.is_empty() {
+            out.push(labels_text(&self.labels));
+        }
+        out
+    }
 }
 
 /// The four names mesh clients use for a Kubernetes service.
@@ -138,7 +177,7 @@ pub fn gateway_cluster_name(cluster: &str) -> String {
 
 /// Builds the model from the resources.
 pub fn build(res: &Resources, opts: &Options) -> Result<Model, Error> {
-    let mut b = Builder::new(res, opts)?;
+    let mut b = Builder::new(res, opts);
     b.fsm()?;
     b.smi_splits()?;
     b.gloo_traffic_policies()?;
@@ -163,7 +202,7 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(res: &'a Resources, opts: &Options) -> Result<Self, Error> {
+    fn new(res: &'a Resources, opts: &Options) -> Self {
         let local = match &opts.local_cluster {
             Some(c) => Some(c.clone()),
             None => gloo::infer_local_cluster(res),
@@ -182,7 +221,7 @@ impl<'a> Builder<'a> {
             local_config.region = Some(c.spec.region.clone().unwrap_or_else(|| "default".into()));
             local_config.zone = Some(c.spec.zone.clone().unwrap_or_else(|| "default".into()));
         }
-        Ok(Builder {
+        Builder {
             res,
             local,
             local_config,
@@ -192,7 +231,7 @@ impl<'a> Builder<'a> {
             upstreams: BTreeMap::new(),
             warnings: res.warnings.clone(),
             access_mode: opts.access_mode,
-        })
+        }
     }
 
     /// The local cluster name, or an error at `path` of `res` asking for `--local-cluster`.

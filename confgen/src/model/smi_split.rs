@@ -7,6 +7,8 @@ use super::{service_hosts, Builder};
 use crate::load::Error;
 
 impl<'a> Builder<'a> {
+    /// A destination per `TrafficSplit`, for its root service, over its backends'
+    /// instances.
     pub(super) fn smi_splits(&mut self) -> Result<(), Error> {
         let res = self.res;
         for ts in &res.traffic_splits {
@@ -17,7 +19,7 @@ impl<'a> Builder<'a> {
                 ));
             }
             let (ns, name) = match self.resolve_host(&ts.spec.service, &ts.namespace) {
-                Some(HostRef::Service(ns, name)) => (ns, name),
+                Some(HostRef::Service { namespace, name }) => (namespace, name),
                 _ => {
                     return Err(ts.error(
                         "spec.service",
@@ -26,7 +28,7 @@ impl<'a> Builder<'a> {
                 }
             };
             self.claim(format!("service {ns}/{name}"), ts, "spec.service")?;
-            let mut weights = Vec::new();
+            let mut millis = Vec::new();
             for (i, b) in ts.spec.backends.iter().enumerate() {
                 let w = b.weight.millis().ok_or_else(|| {
                     ts.error(
@@ -34,24 +36,13 @@ impl<'a> Builder<'a> {
                         "not an integer or quantity such as 500m",
                     )
                 })?;
-                weights.push(w);
+                millis.push(w);
             }
-            let scale = if weights.iter().all(|w| w % 1000 == 0) {
-                1000
-            } else {
-                1
-            };
             let mut drafts = Vec::new();
-            for (i, b) in ts.spec.backends.iter().enumerate() {
+            let weights = backend_weights(&millis);
+            for (i, (b, weight)) in ts.spec.backends.iter().zip(weights).enumerate() {
                 let path = format!("spec.backends[{i}].service");
-                drafts.extend(self.instances(
-                    ts,
-                    &path,
-                    &ns,
-                    &b.service,
-                    None,
-                    weights[i] / scale,
-                )?);
+                drafts.extend(self.instances(ts, &path, &ns, &b.service, None, weight)?);
             }
             let dest = DestinationConfig {
                 name: format!("{ns}/{name}"),
@@ -65,4 +56,15 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// Backend weights from their thousandths: whole units when every weight is whole
+/// (`75`, not `75000`), else thousandths.
+fn backend_weights(millis: &[u64]) -> Vec<u64> {
+    let scale = if millis.iter().all(|w| w % 1000 == 0) {
+        1000
+    } else {
+        1
+    };
+    millis.iter().map(|w| w / scale).collect()
 }
