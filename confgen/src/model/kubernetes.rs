@@ -49,13 +49,7 @@ impl<'a> Builder<'a> {
             }
         }
         for slice in &self.res.endpoint_slices {
-            if slice.namespace == namespace
-                && slice
-                    .labels
-                    .get(k8s::SERVICE_NAME_LABEL)
-                    .map(String::as_str)
-                    == Some(service)
-            {
+            if is_slice_of(slice, namespace, service) {
                 out.insert(self.cluster_of(slice)?);
             }
         }
@@ -71,14 +65,7 @@ impl<'a> Builder<'a> {
         service: &str,
     ) -> Result<Option<Address>, Error> {
         for slice in &self.res.endpoint_slices {
-            if slice.namespace != namespace
-                || slice
-                    .labels
-                    .get(k8s::SERVICE_NAME_LABEL)
-                    .map(String::as_str)
-                    != Some(service)
-                || self.cluster_of(slice)? != cluster
-            {
+            if !is_slice_of(slice, namespace, service) || self.cluster_of(slice)? != cluster {
                 continue;
             }
             let port = slice.spec.ports.first().map(|p| p.port);
@@ -166,4 +153,14 @@ impl<'a> Builder<'a> {
             .map(|c| self.service_draft(c, namespace, service, subset.clone(), group))
             .collect()
     }
+}
+
+/// Whether `slice` holds endpoints of the Service `namespace/service`.
+fn is_slice_of(slice: &Res<k8s::EndpointSlice>, namespace: &str, service: &str) -> bool {
+    slice.namespace == namespace
+        && slice
+            .labels
+            .get(k8s::SERVICE_NAME_LABEL)
+            .map(String::as_str)
+            == Some(service)
 }

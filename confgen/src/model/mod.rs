@@ -1,6 +1,19 @@
 //! The merged service model: every resource folded into one plugin config, plus the
 //! upstream (Envoy cluster) each target is reached through.
 //!
+//! Each source of destinations has its file, and adds destinations whose targets are
+//! still drafts (a `Draft` per service instance, with the weight its group shares):
+//!
+//! | file | reads |
+//! |---|---|
+//! | `fsm.rs` | FSM `GlobalTrafficPolicy`, `ServiceImport`, `ServiceExport`, `Cluster` gateways |
+//! | `smi_split.rs` | SMI `TrafficSplit` |
+//! | `gloo.rs` | Gloo Mesh `TrafficPolicy` `trafficShift`, `VirtualDestination`, `RouteTable` |
+//! | `istio.rs` | Istio `VirtualService`, `DestinationRule`, `ServiceEntry` |
+//! | `kubernetes.rs` | `Service`, `Deployment`, `EndpointSlice`: instances, accounts, addresses |
+//! | `smi_access.rs` | SMI `TrafficTarget` + `HTTPRouteGroup` → the access config |
+//! | `assembly.rs` | drafts → named, weighted targets; routes ordered; upstreams |
+//!
 //! Conventions:
 //! - A Kubernetes resource describes the local cluster unless it carries the label
 //!   `topology.istio.io/cluster` (or `multicluster.kubernetes.io/source-cluster`).
@@ -25,6 +38,7 @@ use xcluster_filter::config::{
 };
 
 use self::assembly::{DestinationDraft, RouteDraft};
+use crate::kinds::fsm::ClusterSpec;
 use crate::kinds::{labels_text, Res, Resources};
 use crate::load::Error;
 
@@ -177,6 +191,7 @@ pub fn gateway_cluster_name(cluster: &str) -> String {
 
 /// Builds the model from the resources.
 pub fn build(res: &Resources, opts: &Options) -> Result<Model, Error> {
+    // The order decides which of two clashing resources an error blames.
     let mut b = Builder::new(res, opts);
     b.fsm()?;
     b.smi_splits()?;
@@ -188,8 +203,10 @@ pub fn build(res: &Resources, opts: &Options) -> Result<Model, Error> {
     b.finish(access)
 }
 
+/// The model under construction; each source file adds an `impl` block.
 struct Builder<'a> {
     res: &'a Resources,
+    /// The local cluster's name, when given or inferred.
     local: Option<String>,
     local_config: LocalConfig,
     destinations: Vec<DestinationDraft>,
@@ -218,8 +235,9 @@ impl<'a> Builder<'a> {
             .as_deref()
             .and_then(|l| res.clusters.iter().find(|c| c.name == l))
         {
-            local_config.region = Some(c.spec.region.clone().unwrap_or_else(|| "default".into()));
-            local_config.zone = Some(c.spec.zone.clone().unwrap_or_else(|| "default".into()));
+            let locality = cluster_locality(c);
+            local_config.region = locality.region;
+            local_config.zone = locality.zone;
         }
         Builder {
             res,
@@ -252,6 +270,8 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Records that `res` sets the policy of `key` (a service or host); a second claim
+    /// is an error naming both resources.
     fn claim<T>(&mut self, key: String, res: &Res<T>, path: &str) -> Result<(), Error> {
         if let Some(other) = self.claims.get(&key) {
             return Err(res.error(
@@ -263,6 +283,8 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// The locality of `cluster`: the gateway's for the local cluster, else from its
+    /// FSM `Cluster`, else unknown.
     fn locality_of(&self, cluster: &str) -> LocalityConfig {
         if self.local.as_deref() == Some(cluster) {
             return LocalityConfig {
@@ -272,12 +294,17 @@ impl<'a> Builder<'a> {
             };
         }
         match self.res.clusters.iter().find(|c| c.name == cluster) {
-            Some(c) => LocalityConfig {
-                region: Some(c.spec.region.clone().unwrap_or_else(|| "default".into())),
-                zone: Some(c.spec.zone.clone().unwrap_or_else(|| "default".into())),
-                subzone: None,
-            },
+            Some(c) => cluster_locality(c),
             None => LocalityConfig::default(),
         }
+    }
+}
+
+/// An FSM `Cluster`'s region and zone, `default` when it leaves them out.
+fn cluster_locality(c: &Res<ClusterSpec>) -> LocalityConfig {
+    LocalityConfig {
+        region: Some(c.spec.region.clone().unwrap_or_else(|| "default".into())),
+        zone: Some(c.spec.zone.clone().unwrap_or_else(|| "default".into())),
+        subzone: None,
     }
 }
