@@ -252,3 +252,125 @@ fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use xcluster_filter::config::{LocalityConfig, ServiceAccountRef};
+
+    use super::*;
+    use crate::model::GroupWeight;
+
+    fn draft(cluster: &str, service: &str, subset: Option<&str>, group: GroupWeight) -> Draft {
+        Draft {
+            key: EndpointKey {
+                cluster: cluster.into(),
+                namespace: "ns".into(),
+                service: service.into(),
+                subset: subset.iter().map(|s| s.to_string()).collect(),
+            },
+            subset: subset.map(String::from),
+            group,
+            service_account: ServiceAccountRef {
+                namespace: "ns".into(),
+                name: "default".into(),
+            },
+            cluster_key: None,
+            envoy_cluster: format!("xc|{cluster}|ns|{service}"),
+            locality: LocalityConfig::default(),
+            priority: None,
+            authority: None,
+            path_prefix: None,
+        }
+    }
+
+    fn route(name: &str, hosts: &[&str]) -> RouteDraft {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        RouteDraft {
+            specificity: Specificity::of(&hosts),
+            route: RouteConfig {
+                name: name.into(),
+                route_match: RouteMatchConfig::default(),
+                destination: name.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn gcd_of_weights_and_group_sizes() {
+        assert_eq!(gcd(12, 18), 6);
+        assert_eq!(gcd(7, 3), 1);
+        assert_eq!(gcd(5, 0), 5);
+        assert_eq!(gcd(0, 5), 5);
+    }
+
+    #[test]
+    fn a_group_weight_is_spread_evenly_over_its_members() {
+        // 75 over two clusters and 25 over three: scaled by lcm(2, 3) = 6.
+        let east = GroupWeight {
+            weight: 75,
+            size: 2,
+        };
+        let west = GroupWeight {
+            weight: 25,
+            size: 3,
+        };
+        let drafts = [
+            draft("a", "reviews", None, east),
+            draft("b", "reviews", None, east),
+            draft("c", "ratings", None, west),
+            draft("d", "ratings", None, west),
+            draft("e", "ratings", None, west),
+        ];
+        let targets = name_targets(&drafts).unwrap();
+        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+        assert_eq!(weights, [225, 225, 50, 50, 50]);
+        // Two services: the service joins the cluster in the name.
+        assert_eq!(targets[0].name, "a/reviews");
+        assert_eq!(targets[4].name, "e/ratings");
+    }
+
+    #[test]
+    fn targets_are_named_by_cluster_then_subset() {
+        let one = GroupWeight::single(1);
+        let drafts = [
+            draft("east", "reviews", Some("v1"), one),
+            draft("west", "reviews", None, one),
+        ];
+        let targets = name_targets(&drafts).unwrap();
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["east/v1", "west"]);
+        assert_eq!(targets[0].subset.as_deref(), Some("v1"));
+        assert_eq!(targets[1].subset, None);
+    }
+
+    #[test]
+    fn duplicate_and_oversized_targets_are_errors() {
+        let one = GroupWeight::single(1);
+        let twice = [draft("east", "r", None, one), draft("east", "r", None, one)];
+        let e = name_targets(&twice).unwrap_err().to_string();
+        assert!(e.contains("target east appears twice"), "{e}");
+        let huge = [draft("east", "r", None, GroupWeight::single(1 << 32))];
+        let e = name_targets(&huge).unwrap_err().to_string();
+        assert!(
+            e.contains("target east: weight 4294967296 is too large"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn routes_go_exact_then_suffix_then_any_with_unique_names() {
+        let routes = ordered_routes(vec![
+            route("any", &["*"]),
+            route("none", &[]),
+            route("suffix", &["*.example.com"]),
+            route("exact", &["*", "a.example.com"]),
+            route("exact", &["b.example.com"]),
+            route("exact", &["c.example.com"]),
+        ]);
+        let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["exact", "exact#2", "exact#3", "suffix", "any", "none"]
+        );
+    }
+}

@@ -342,3 +342,41 @@ fn gloo_match<T>(
         headers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::parse_documents;
+
+    fn policy(cluster: &str) -> String {
+        format!(
+            "apiVersion: networking.mesh.gloo.solo.io/v1alpha2
+kind: TrafficPolicy
+metadata: {{name: p-{cluster}, namespace: gloo-mesh}}
+spec:
+  destinationSelector:
+  - kubeServiceRefs:
+      services: [{{name: reviews, namespace: bookinfo, clusterName: {cluster}}}]
+"
+        )
+    }
+
+    fn local_cluster_of(yaml: &str) -> Option<String> {
+        let docs = parse_documents("in.yaml", yaml).unwrap();
+        infer_local_cluster(&Resources::from_docs(&docs).unwrap())
+    }
+
+    #[test]
+    fn the_local_cluster_is_the_one_traffic_policies_select_in() {
+        let one = policy("mgmt");
+        assert_eq!(local_cluster_of(&one).as_deref(), Some("mgmt"));
+        let same = format!("{one}---\n{}", policy("mgmt").replace("p-mgmt", "q"));
+        assert_eq!(local_cluster_of(&same).as_deref(), Some("mgmt"));
+        let two = format!("{one}---\n{}", policy("remote"));
+        assert_eq!(local_cluster_of(&two), None);
+        assert_eq!(
+            local_cluster_of("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"),
+            None
+        );
+    }
+}

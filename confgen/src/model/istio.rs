@@ -426,3 +426,43 @@ fn escape_regex(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::Resources;
+    use crate::model::Options;
+
+    fn service(namespace: &str, name: &str) -> HostRef<'static> {
+        HostRef::Service {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn service_host_forms_resolve_in_the_namespace_they_are_written_in() {
+        let res = Resources::default();
+        let b = Builder::new(&res, &Options::default());
+        let resolve = |host| b.resolve_host(host, "bookinfo");
+        let reviews = service("bookinfo", "reviews");
+        assert!(resolve("reviews").is_some_and(|h| h.is(&reviews)));
+        assert!(resolve("reviews.bookinfo.svc").is_some_and(|h| h.is(&reviews)));
+        let other = service("other", "reviews");
+        assert!(resolve("reviews.other").is_some_and(|h| h.is(&other)));
+        assert!(resolve("reviews.other.svc.cluster.local").is_some_and(|h| h.is(&other)));
+        assert!(!other.is(&reviews));
+        assert!(resolve("reviews.other.svc.cluster").is_none());
+        assert!(resolve("reviews.example.com").is_none());
+    }
+
+    #[test]
+    fn header_prefixes_become_literal_regexes() {
+        assert_eq!(escape_regex("v1.2-beta"), r"v1\.2\-beta");
+        assert_eq!(
+            escape_regex("a+b*(c)|[d]{e}^$#&~\\"),
+            r"a\+b\*\(c\)\|\[d\]\{e\}\^\$\#\&\~\\"
+        );
+        assert_eq!(escape_regex("plain/Text_1"), "plain/Text_1");
+    }
+}

@@ -308,3 +308,42 @@ fn cluster_locality(c: &Res<ClusterSpec>) -> LocalityConfig {
         subzone: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subset_is_named_by_its_own_name_else_its_labels() {
+        let labels: BTreeMap<String, String> = [("version", "v2"), ("tier", "gold")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let named = Subset {
+            name: Some("v2".into()),
+            labels: labels.clone(),
+        };
+        assert_eq!(named.name(), "v2");
+        assert_eq!(named.spellings(), ["v2", "tier=gold,version=v2"]);
+        let unnamed = Subset { name: None, labels };
+        assert_eq!(unnamed.name(), "tier=gold,version=v2");
+        assert_eq!(unnamed.spellings(), ["tier=gold,version=v2"]);
+        let bare = Subset {
+            name: Some("v1".into()),
+            labels: BTreeMap::new(),
+        };
+        assert_eq!(bare.spellings(), ["v1"]);
+    }
+
+    #[test]
+    fn envoy_cluster_names() {
+        assert_eq!(
+            envoy_cluster_name("east", "bookinfo", "reviews", Some("v1")),
+            "xc|east|bookinfo|reviews|v1"
+        );
+        assert_eq!(
+            envoy_cluster_name("east", "bookinfo", "reviews", None),
+            "xc|east|bookinfo|reviews"
+        );
+        assert_eq!(gateway_cluster_name("east"), "xc|east|gateway");
+    }
+}

@@ -68,3 +68,15 @@ fn backend_weights(millis: &[u64]) -> Vec<u64> {
     };
     millis.iter().map(|w| w / scale).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_weights_stay_whole_and_fractions_stay_thousandths() {
+        assert_eq!(backend_weights(&[75_000, 25_000]), [75, 25]);
+        assert_eq!(backend_weights(&[0, 1000]), [0, 1]);
+        assert_eq!(backend_weights(&[500, 1000]), [500, 1000]);
+    }
+}
