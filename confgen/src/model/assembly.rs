@@ -12,7 +12,7 @@ use super::{Address, Builder, Draft, EndpointKey, Model};
 use crate::kinds::Res;
 use crate::load::Error;
 
-impl<'a> Builder<'a> {
+impl Builder<'_> {
     /// Registers an upstream; two different addresses for one upstream are an error.
     pub(super) fn upstream(
         &mut self,

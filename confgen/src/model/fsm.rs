@@ -15,10 +15,11 @@ use crate::kinds::fsm::{ClusterKey, GlobalTrafficPolicySpec, ImportEndpoint, Ser
 use crate::kinds::Res;
 use crate::load::Error;
 
-impl<'a> Builder<'a> {
+impl Builder<'_> {
+    /// A destination per service with a `GlobalTrafficPolicy`, then per imported service
+    /// without one (Locality over every endpoint).
     pub(super) fn fsm(&mut self) -> Result<(), Error> {
         let res = self.res;
-        // Services with a GlobalTrafficPolicy, then imported services without one.
         let mut done = BTreeSet::new();
         for gtp in &res.global_policies {
             self.claim(
@@ -129,6 +130,8 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
+    /// A target for a `ServiceImport` endpoint, reached through its cluster's gateway at
+    /// the endpoint's address and path.
     fn fsm_import_draft(
         &mut self,
         import: &Res<ServiceImportSpec>,
@@ -161,6 +164,7 @@ impl<'a> Builder<'a> {
         )
     }
 
+    /// The ServiceAccount the `ServiceExport` of `namespace/name` in `cluster` names.
     fn fsm_export_account(&self, cluster: &str, namespace: &str, name: &str) -> Option<String> {
         self.res
             .service_exports

@@ -12,7 +12,7 @@ use super::{service_hosts, Builder, Draft, EndpointKey, GroupWeight, Subset};
 use crate::kinds::{gloo, selects, Res, Resources};
 use crate::load::Error;
 
-impl<'a> Builder<'a> {
+impl Builder<'_> {
     /// A destination per service a `TrafficPolicy` selects, its `trafficShift`
     /// destinations as targets with their weights.
     pub(super) fn gloo_traffic_policies(&mut self) -> Result<(), Error> {

@@ -9,7 +9,7 @@ use super::{envoy_cluster_name, Address, Builder, Draft, EndpointKey, GroupWeigh
 use crate::kinds::{k8s, selects, Res};
 use crate::load::Error;
 
-impl<'a> Builder<'a> {
+impl Builder<'_> {
     /// The ServiceAccount of `namespace/service` in `cluster`, from the Deployment its
     /// Service selects; `None` when the input does not say.
     fn account_of(

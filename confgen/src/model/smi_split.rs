@@ -6,7 +6,7 @@ use super::istio::HostRef;
 use super::{service_hosts, Builder};
 use crate::load::Error;
 
-impl<'a> Builder<'a> {
+impl Builder<'_> {
     /// A destination per `TrafficSplit`, for its root service, over its backends'
     /// instances.
     pub(super) fn smi_splits(&mut self) -> Result<(), Error> {
