@@ -2,7 +2,9 @@
 //! xcluster plugin config, an Envoy bootstrap, an Istio `WasmPlugin`, or an explanation.
 //!
 //! Pipeline: [`load`] (files → YAML documents with locations) → [`kinds`] (typed
-//! resources) → [`model`] (the merged service model and plugin config) → [`emit`].
+//! resources, one module per API family) → [`model`] (the merged service model and
+//! plugin config, one file per source: FSM, SMI splits, SMI access, Gloo, Istio,
+//! Kubernetes, then their assembly) → [`emit`].
 
 #![warn(missing_docs)]
 
