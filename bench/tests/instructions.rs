@@ -2,6 +2,7 @@
 //! (wasmi fuel in host-sim) at 10, 1,000 and 10,000 authorization rules must stay within
 //! a budget, and the 10,000-rule cost within 2 × the 10-rule cost, so a regression fails
 //! CI even on a noisy machine. The budgets are the measured figures plus about 25 %.
+#![cfg(test)]
 
 use xcluster_bench::sim::{self, RequestKind, SimCost};
 

@@ -1,5 +1,6 @@
 //! The command line: inputs from stdin and directories, exit codes and error text,
 //! `--endpoint` handling, `--help` examples, `wasmplugin --wasm` digests.
+#![cfg(test)]
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -3,6 +3,8 @@
 //! `UPDATE_GOLDEN=1` rewrites the files instead. Generated configs are also checked by
 //! the filter's own validation, and bootstraps by `envoy --mode validate` when an Envoy
 //! binary is available (`ENVOY_BIN`, else `.venv/bin/envoy`).
+#![cfg(test)]
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

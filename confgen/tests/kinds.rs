@@ -1,5 +1,6 @@
 //! Per-kind tests: small YAML inputs through the library (load → kinds → model), the
 //! shapes that differ between spec versions, and the errors users must be able to act on.
+#![cfg(test)]
 
 use xcluster_confgen::kinds::Resources;
 use xcluster_confgen::load::{parse_documents, Error};

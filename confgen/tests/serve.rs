@@ -4,6 +4,8 @@
 //! clusters, applies the FSM path prefix of the remote targets, and answers requests no
 //! route matches with the fallback 404. Skipped (with a printed reason) when no Envoy
 //! binary exists (`ENVOY_BIN`, else `.venv/bin/envoy`).
+#![cfg(test)]
+#![cfg(test)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

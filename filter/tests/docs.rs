@@ -1,5 +1,6 @@
 //! The config reference's JSON examples compile, and its rejection example is what the
 //! filter really logs.
+#![cfg(test)]
 
 use xcluster_filter::config::LocalConfig;
 use xcluster_filter::policy::Policy;

@@ -1,4 +1,5 @@
 //! ABI plumbing of the host, checked with a tiny hand-written proxy-wasm module.
+#![cfg(test)]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! Behaviour of the real filter: SMI authorization and caller identity.
+#![cfg(test)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Behaviour of the real filter: policies, locality tiers, weights, sticky keys and
 //! passive outlier detection (ejection, failover, failback) across VMs sharing state.
+#![cfg(test)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Behaviour of the real filter: plugin config rejection, with the field path in one
 //! error log line, and acceptance of valid configs.
+#![cfg(test)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The dry run (`xcluster-sim`) against the real filter, with the example in `dry-run/`.
+#![cfg(test)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Property test: random requests and configs never trap the real filter.
+#![cfg(test)]
 
 mod common;
 

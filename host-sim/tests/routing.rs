@@ -1,5 +1,6 @@
 //! Behaviour of the real filter (`xcluster_filter.wasm`): routing, sanitizing, rewrites,
 //! decision header and odd requests. Written against `.work/semantics.md`.
+#![cfg(test)]
 
 mod common;
 

@@ -45,6 +45,10 @@ impl PluginConfigFile {
     ///
     /// # Panics
     /// If the embedded file is not JSON (checked by this crate's unit tests).
+    #[expect(
+        clippy::panic,
+        reason = "the embedded configs are checked by this crate's unit tests"
+    )]
     pub fn value(&self) -> Value {
         match serde_json::from_str(self.json) {
             Ok(value) => value,

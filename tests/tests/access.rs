@@ -1,6 +1,7 @@
 //! SMI authorization over real mTLS (seed 002): the caller's identity is the SPIFFE URI
 //! SAN of its client certificate. An unknown caller gets 403 `access denied`; curl is
 //! served only by the clusters whose ServiceAccount a TrafficTarget lets it call.
+#![cfg(test)]
 
 use std::sync::Arc;
 

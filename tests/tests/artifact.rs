@@ -1,5 +1,6 @@
 //! The shipped artifact: the release `.wasm` stays small and exports the proxy-wasm ABI
 //! Envoy looks for.
+#![cfg(test)]
 
 use xcluster_wasm_build::filter_wasm;
 

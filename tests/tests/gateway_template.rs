@@ -1,6 +1,7 @@
 //! `envoy/gateway.yaml`, the documented gateway bootstrap, really works: with its ports
 //! and wasm path filled in, the local cluster serves (FailOver) until it goes down, then
 //! the others take over.
+#![cfg(test)]
 
 use xcluster_e2e::envoy::Envoy;
 use xcluster_e2e::fixture::{outcome, Tally};

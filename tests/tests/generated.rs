@@ -3,6 +3,7 @@
 //! point at loopback upstreams, downstream mTLS via `--tls-cert/--tls-key/--client-ca`
 //! with test certificates). Seed 000's split lands at 75 / 15 / 10, and seed 002's SMI
 //! policy decides access by the caller's certificate.
+#![cfg(test)]
 
 use std::sync::Arc;
 

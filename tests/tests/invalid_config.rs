@@ -1,5 +1,6 @@
 //! An invalid plugin config is refused: Envoy (fail closed) does not start, and its log
 //! names the offending field.
+#![cfg(test)]
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Seed 002's story through a real Envoy: `Locality` with no local httpbin → 503;
 //! `FailOver` → the remote clusters (through their gateway paths); once httpbin appears
 //! in the local cluster-2 → cluster-2 only; `ActiveActive` → all three.
+#![cfg(test)]
 
 use xcluster_e2e::envoy::Listener;
 use xcluster_e2e::fixture::{Gateway, Tally};

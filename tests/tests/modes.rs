@@ -1,6 +1,7 @@
 //! More of the contract through a real Envoy: sticky splits keep a user on one cluster
 //! (header or cookie key, across both worker VMs); dry-run reports would-be denials but
 //! serves; a configured trusted header carries the caller identity.
+#![cfg(test)]
 
 use std::collections::BTreeSet;
 

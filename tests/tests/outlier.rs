@@ -1,6 +1,7 @@
 //! Passive outlier detection through a real Envoy: a cluster whose service goes down is
 //! ejected and traffic moves to the others; once it is back it returns after the
 //! ejection time.
+#![cfg(test)]
 
 use std::time::{Duration, Instant};
 

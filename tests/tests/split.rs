@@ -1,4 +1,5 @@
 //! Weighted split over a real Envoy: 75 / 15 / 10 lands within ±3 points.
+#![cfg(test)]
 
 use xcluster_e2e::envoy::Listener;
 use xcluster_e2e::fixture::{Gateway, Tally};

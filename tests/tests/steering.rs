@@ -1,5 +1,6 @@
 //! A client cannot pick its own cluster: the filter strips the cluster-selection header
 //! before deciding, so a forged header neither overrides nor survives the decision.
+#![cfg(test)]
 
 use xcluster_e2e::envoy::Listener;
 use xcluster_e2e::fixture::{Gateway, Tally};

@@ -1,5 +1,6 @@
 //! Helpers shared by the behaviour suites: the real filter module, config builders and
 //! a one-call request driver.
+#![cfg(test)]
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
