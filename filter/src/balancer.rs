@@ -180,6 +180,9 @@ pub fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     fn slot(weight: u32, tier: u32, name: &str) -> TargetSlot {

@@ -267,6 +267,9 @@ pub fn describe(policy: &Policy, decision: &Decision) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
     use crate::header_map::Header;
 

@@ -344,6 +344,9 @@ pub fn join_path(prefix: &str, path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use std::collections::HashMap;
 
     use super::*;

@@ -74,6 +74,9 @@ pub fn serialize_header_map(headers: &[Header<'_>]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     fn serialize(headers: &[(&[u8], &[u8])]) -> Vec<u8> {

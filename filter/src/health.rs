@@ -321,6 +321,9 @@ impl Outliers {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::rc::Rc;

@@ -65,6 +65,9 @@ impl Identity<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     fn id<'a>(td: &'a str, ns: &'a str, sa: &'a str) -> Option<Identity<'a>> {

@@ -716,6 +716,9 @@ fn compile_header(path: &str, h: &HeaderMatchConfig) -> Result<HeaderCondition, 
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
     use serde_json::{json, Value};
 

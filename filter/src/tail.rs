@@ -318,6 +318,9 @@ fn count(bytes: &[u8], mut i: usize) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
     use regex_lite::Regex;
 
