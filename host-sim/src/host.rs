@@ -451,6 +451,17 @@ impl Host {
         self.inner.state.borrow_mut().foreign_functions.remove(name);
     }
 
+    /// Makes import `name` (`proxy_get_header_map_pairs`, `random_get`, ...) fail from now
+    /// on, as a broken host would: `InternalFailure` for `env.proxy_*`, `EIO` for WASI. The
+    /// call is still counted.
+    pub fn fail_import(&self, name: &str) {
+        self.inner
+            .state
+            .borrow_mut()
+            .failing_imports
+            .insert(name.to_string());
+    }
+
     /// Adds an environment variable the VMs see through WASI (set before `start_vm`).
     pub fn set_env(&self, key: &str, value: &str) {
         self.inner

@@ -22,12 +22,16 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_log",
         |mut c: Ctx, level: u32, p: u32, n: u32| -> Ret {
-            note(&mut c, "proxy_log");
+            if note(&mut c, "proxy_log") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status(log(&mut c, level, p, n))
         },
     )?;
     linker.func_wrap(M, "proxy_get_log_level", |mut c: Ctx, out: u32| -> Ret {
-        note(&mut c, "proxy_get_log_level");
+        if note(&mut c, "proxy_get_log_level") {
+            return Ok(Status::InternalFailure as u32);
+        }
         let level = c.data().host.borrow().log_level as u32;
         status(write_u32(&mut c, out, level))
     })?;
@@ -35,7 +39,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_current_time_nanoseconds",
         |mut c: Ctx, out: u32| -> Ret {
-            note(&mut c, "proxy_get_current_time_nanoseconds");
+            if note(&mut c, "proxy_get_current_time_nanoseconds") {
+                return Ok(Status::InternalFailure as u32);
+            }
             let now = c.data().host.borrow().now_ns;
             status(write_u64(&mut c, out, now))
         },
@@ -44,7 +50,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_tick_period_milliseconds",
         |mut c: Ctx, period: u32| -> Ret {
-            note(&mut c, "proxy_set_tick_period_milliseconds");
+            if note(&mut c, "proxy_set_tick_period_milliseconds") {
+                return Ok(Status::InternalFailure as u32);
+            }
             let data = c.data_mut();
             let now = data.host.borrow().now_ns;
             data.tick_period_ms = period;
@@ -56,7 +64,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_buffer_bytes",
         |mut c: Ctx, t: u32, start: u32, max: u32, pp: u32, sp: u32| -> Ret {
-            note(&mut c, "proxy_get_buffer_bytes");
+            if note(&mut c, "proxy_get_buffer_bytes") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status(get_buffer(&mut c, t, start, max, pp, sp))
         },
     )?;
@@ -64,7 +74,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_buffer_bytes",
         |mut c: Ctx, t: u32, start: u32, size: u32, p: u32, n: u32| -> Ret {
-            note(&mut c, "proxy_set_buffer_bytes");
+            if note(&mut c, "proxy_set_buffer_bytes") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status(set_buffer(&mut c, t, start, size, p, n))
         },
     )?;
@@ -72,7 +84,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_header_map_pairs",
         |mut c: Ctx, t: u32, pp: u32, sp: u32| -> Ret {
-            note(&mut c, "proxy_get_header_map_pairs");
+            if note(&mut c, "proxy_get_header_map_pairs") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let bytes = serialize_pairs(map(&mut c, t)?.pairs());
                 copy_out(&mut c, &bytes, pp, sp)
@@ -83,7 +97,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_header_map_pairs",
         |mut c: Ctx, t: u32, p: u32, n: u32| -> Ret {
-            note(&mut c, "proxy_set_header_map_pairs");
+            if note(&mut c, "proxy_set_header_map_pairs") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let pairs = deserialize_pairs(&read(&c, p, n)?).ok_or(Status::BadArgument)?;
                 map(&mut c, t)?.set_all(&pairs);
@@ -95,7 +111,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32, pp: u32, sp: u32| -> Ret {
-            note(&mut c, "proxy_get_header_map_value");
+            if note(&mut c, "proxy_get_header_map_value") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let key = read(&c, kp, kn)?;
                 let value = map(&mut c, t)?
@@ -110,7 +128,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_remove_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32| -> Ret {
-            note(&mut c, "proxy_remove_header_map_value");
+            if note(&mut c, "proxy_remove_header_map_value") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let key = read(&c, kp, kn)?;
                 map(&mut c, t)?.remove(&key);
@@ -122,7 +142,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_replace_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32, vp: u32, vn: u32| -> Ret {
-            note(&mut c, "proxy_replace_header_map_value");
+            if note(&mut c, "proxy_replace_header_map_value") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let (key, value) = (read(&c, kp, kn)?, read(&c, vp, vn)?);
                 map(&mut c, t)?.replace(&key, &value);
@@ -134,7 +156,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_add_header_map_value",
         |mut c: Ctx, t: u32, kp: u32, kn: u32, vp: u32, vn: u32| -> Ret {
-            note(&mut c, "proxy_add_header_map_value");
+            if note(&mut c, "proxy_add_header_map_value") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let (key, value) = (read(&c, kp, kn)?, read(&c, vp, vn)?);
                 map(&mut c, t)?.add(&key, &value);
@@ -146,7 +170,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_property",
         |mut c: Ctx, p: u32, n: u32, pp: u32, sp: u32| -> Ret {
-            note(&mut c, "proxy_get_property");
+            if note(&mut c, "proxy_get_property") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let path = split_property_path(&read(&c, p, n)?);
                 if let Some(stream) = c.data_mut().stream() {
@@ -165,7 +191,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_property",
         |mut c: Ctx, p: u32, n: u32, vp: u32, vn: u32| -> Ret {
-            note(&mut c, "proxy_set_property");
+            if note(&mut c, "proxy_set_property") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let path = split_property_path(&read(&c, p, n)?);
                 let value = read(&c, vp, vn)?;
@@ -182,7 +210,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_shared_data",
         |mut c: Ctx, kp: u32, kn: u32, pp: u32, sp: u32, cas: u32| -> Ret {
-            note(&mut c, "proxy_get_shared_data");
+            if note(&mut c, "proxy_get_shared_data") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let key = read(&c, kp, kn)?;
                 let found = {
@@ -199,7 +229,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_shared_data",
         |mut c: Ctx, kp: u32, kn: u32, vp: u32, vn: u32, cas: u32| -> Ret {
-            note(&mut c, "proxy_set_shared_data");
+            if note(&mut c, "proxy_set_shared_data") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let (key, value) = (read(&c, kp, kn)?, read(&c, vp, vn)?);
                 let data = c.data();
@@ -215,7 +247,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_register_shared_queue",
         |mut c: Ctx, p: u32, n: u32, out: u32| -> Ret {
-            note(&mut c, "proxy_register_shared_queue");
+            if note(&mut c, "proxy_register_shared_queue") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let name = read_string(&c, p, n)?;
                 let data = c.data();
@@ -233,7 +267,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_resolve_shared_queue",
         |mut c: Ctx, vp: u32, vn: u32, p: u32, n: u32, out: u32| -> Ret {
-            note(&mut c, "proxy_resolve_shared_queue");
+            if note(&mut c, "proxy_resolve_shared_queue") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let (vm_id, name) = (read_string(&c, vp, vn)?, read_string(&c, p, n)?);
                 let id = c.data().host.borrow().find_queue(&vm_id, &name);
@@ -245,7 +281,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_dequeue_shared_queue",
         |mut c: Ctx, id: u32, pp: u32, sp: u32| -> Ret {
-            note(&mut c, "proxy_dequeue_shared_queue");
+            if note(&mut c, "proxy_dequeue_shared_queue") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let item = c.data().host.borrow_mut().dequeue(id)?;
                 copy_out(&mut c, &item, pp, sp)
@@ -256,7 +294,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_enqueue_shared_queue",
         |mut c: Ctx, id: u32, p: u32, n: u32| -> Ret {
-            note(&mut c, "proxy_enqueue_shared_queue");
+            if note(&mut c, "proxy_enqueue_shared_queue") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let item = read(&c, p, n)?;
                 let result = c.data().host.borrow_mut().enqueue(id, &item);
@@ -265,11 +305,15 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         },
     )?;
     linker.func_wrap(M, "proxy_continue_stream", |mut c: Ctx, t: u32| -> Ret {
-        note(&mut c, "proxy_continue_stream");
+        if note(&mut c, "proxy_continue_stream") {
+            return Ok(Status::InternalFailure as u32);
+        }
         status(stream_op(&mut c, t, true))
     })?;
     linker.func_wrap(M, "proxy_close_stream", |mut c: Ctx, t: u32| -> Ret {
-        note(&mut c, "proxy_close_stream");
+        if note(&mut c, "proxy_close_stream") {
+            return Ok(Status::InternalFailure as u32);
+        }
         status(stream_op(&mut c, t, false))
     })?;
     linker.func_wrap(
@@ -285,7 +329,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          hn: u32,
          grpc: i32|
          -> Ret {
-            note(&mut c, "proxy_send_local_response");
+            if note(&mut c, "proxy_send_local_response") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let details = read_string(&c, dp, dn)?;
                 let body = read(&c, bp, bn)?;
@@ -321,7 +367,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          timeout: u32,
          out: u32|
          -> Ret {
-            note(&mut c, "proxy_http_call");
+            if note(&mut c, "proxy_http_call") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let upstream = read_string(&c, up, un)?;
                 let headers = deserialize_pairs(&read(&c, hp, hn)?).ok_or(Status::BadArgument)?;
@@ -369,7 +417,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          _: u32,
          _: u32|
          -> Ret {
-            note(&mut c, "proxy_grpc_call");
+            if note(&mut c, "proxy_grpc_call") {
+                return Ok(Status::InternalFailure as u32);
+            }
             Ok(Status::InternalFailure as u32)
         },
     )?;
@@ -387,7 +437,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
          _: u32,
          _: u32|
          -> Ret {
-            note(&mut c, "proxy_grpc_stream");
+            if note(&mut c, "proxy_grpc_stream") {
+                return Ok(Status::InternalFailure as u32);
+            }
             Ok(Status::InternalFailure as u32)
         },
     )?;
@@ -395,23 +447,31 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_grpc_send",
         |mut c: Ctx, _: u32, _: u32, _: u32, _: u32| -> Ret {
-            note(&mut c, "proxy_grpc_send");
+            if note(&mut c, "proxy_grpc_send") {
+                return Ok(Status::InternalFailure as u32);
+            }
             Ok(Status::NotFound as u32)
         },
     )?;
     linker.func_wrap(M, "proxy_grpc_cancel", |mut c: Ctx, _: u32| -> Ret {
-        note(&mut c, "proxy_grpc_cancel");
+        if note(&mut c, "proxy_grpc_cancel") {
+            return Ok(Status::InternalFailure as u32);
+        }
         Ok(Status::NotFound as u32)
     })?;
     linker.func_wrap(M, "proxy_grpc_close", |mut c: Ctx, _: u32| -> Ret {
-        note(&mut c, "proxy_grpc_close");
+        if note(&mut c, "proxy_grpc_close") {
+            return Ok(Status::InternalFailure as u32);
+        }
         Ok(Status::NotFound as u32)
     })?;
     linker.func_wrap(
         M,
         "proxy_get_status",
         |mut c: Ctx, _: u32, _: u32, _: u32| -> Ret {
-            note(&mut c, "proxy_get_status");
+            if note(&mut c, "proxy_get_status") {
+                return Ok(Status::InternalFailure as u32);
+            }
             Ok(Status::NotFound as u32)
         },
     )?;
@@ -419,7 +479,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_set_effective_context",
         |mut c: Ctx, id: u32| -> Ret {
-            note(&mut c, "proxy_set_effective_context");
+            if note(&mut c, "proxy_set_effective_context") {
+                return Ok(Status::InternalFailure as u32);
+            }
             let data = c.data_mut();
             if id == ROOT_CONTEXT_ID || data.streams.contains_key(&id) {
                 data.effective = id;
@@ -433,7 +495,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_call_foreign_function",
         |mut c: Ctx, np: u32, nn: u32, _ap: u32, _an: u32, _pp: u32, _sp: u32| -> Ret {
-            note(&mut c, "proxy_call_foreign_function");
+            if note(&mut c, "proxy_call_foreign_function") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let name = read_string(&c, np, nn)?;
                 let data = c.data_mut();
@@ -450,7 +514,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         },
     )?;
     linker.func_wrap(M, "proxy_done", |mut c: Ctx| -> Ret {
-        note(&mut c, "proxy_done");
+        if note(&mut c, "proxy_done") {
+            return Ok(Status::InternalFailure as u32);
+        }
         c.data_mut().done = true;
         Ok(Status::Ok as u32)
     })?;
@@ -458,7 +524,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_define_metric",
         |mut c: Ctx, t: u32, p: u32, n: u32, out: u32| -> Ret {
-            note(&mut c, "proxy_define_metric");
+            if note(&mut c, "proxy_define_metric") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let kind = MetricKind::from_raw(t).ok_or(Status::BadArgument)?;
                 let name = read_string(&c, p, n)?;
@@ -471,7 +539,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_get_metric",
         |mut c: Ctx, id: u32, out: u32| -> Ret {
-            note(&mut c, "proxy_get_metric");
+            if note(&mut c, "proxy_get_metric") {
+                return Ok(Status::InternalFailure as u32);
+            }
             status((|| {
                 let value = c.data().host.borrow_mut().get_metric(id)?;
                 write_u64(&mut c, out, value)
@@ -482,7 +552,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_record_metric",
         |mut c: Ctx, id: u32, value: u64| -> Ret {
-            note(&mut c, "proxy_record_metric");
+            if note(&mut c, "proxy_record_metric") {
+                return Ok(Status::InternalFailure as u32);
+            }
             let result = c.data().host.borrow_mut().record_metric(id, value);
             Ok(result as u32)
         },
@@ -491,7 +563,9 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
         M,
         "proxy_increment_metric",
         |mut c: Ctx, id: u32, offset: i64| -> Ret {
-            note(&mut c, "proxy_increment_metric");
+            if note(&mut c, "proxy_increment_metric") {
+                return Ok(Status::InternalFailure as u32);
+            }
             let result = c.data().host.borrow_mut().increment_metric(id, offset);
             Ok(result as u32)
         },
@@ -499,14 +573,16 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
     Ok(())
 }
 
-/// Counts a host call against the effective context (a stream, or the VM's root).
-fn note(c: &mut Ctx<'_>, name: &'static str) {
+/// Counts a host call against the effective context (a stream, or the VM's root); true
+/// when the test made this import fail ([`crate::Host::fail_import`]).
+fn note(c: &mut Ctx<'_>, name: &'static str) -> bool {
     let data = c.data_mut();
     let calls = match data.streams.get_mut(&data.effective) {
         Some(stream) => &mut stream.host_calls,
         None => &mut data.root_host_calls,
     };
     *calls.entry(name).or_default() += 1;
+    data.host.borrow().failing_imports.contains(name)
 }
 
 fn check(result: Status) -> HostResult {

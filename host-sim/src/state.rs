@@ -100,6 +100,8 @@ pub(crate) struct HostState {
     pub properties: PropertyMap,
     pub clusters: BTreeSet<String>,
     pub foreign_functions: BTreeSet<String>,
+    /// Imports that fail as a broken host would (`InternalFailure`, or WASI `EIO`).
+    pub failing_imports: BTreeSet<String>,
     pub http_calls: Vec<HttpCall>,
     next_token: u32,
     pub queues: Vec<Queue>,
@@ -123,6 +125,7 @@ impl HostState {
             properties: PropertyMap::new(),
             clusters: BTreeSet::new(),
             foreign_functions: ["clear_route_cache".to_string()].into_iter().collect(),
+            failing_imports: BTreeSet::new(),
             http_calls: Vec::new(),
             next_token: 1,
             queues: Vec::new(),
