@@ -18,7 +18,7 @@ use crate::header_map::{parse_header_map, serialize_header_map, Header};
 use crate::health::{SharedStore, Write};
 use crate::outcome::{HeaderOp, LocalReply, LogEvent, Message, Observe};
 use crate::policy::Policy;
-use crate::stats::Stat;
+use crate::stats::{Stat, StatKind};
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
@@ -181,13 +181,25 @@ struct Plugin {
 }
 
 impl Plugin {
+    fn id(&self, stat: Stat) -> Option<u32> {
+        self.stat_ids
+            .get(self.engine.stats().index(stat))
+            .copied()
+            .filter(|&id| id != u32::MAX)
+    }
+
     fn bump<'a>(&self, stats: impl Iterator<Item = &'a Stat>) {
         for &stat in stats {
-            match self.stat_ids.get(self.engine.stats().index(stat)) {
-                Some(&id) if id != u32::MAX => {
-                    let _ = hostcalls::increment_metric(id, 1);
-                }
-                _ => {}
+            if let Some(id) = self.id(stat) {
+                let _ = hostcalls::increment_metric(id, 1);
+            }
+        }
+    }
+
+    fn set<'a>(&self, gauges: impl Iterator<Item = &'a (Stat, u64)>) {
+        for &(stat, value) in gauges {
+            if let Some(id) = self.id(stat) {
+                let _ = hostcalls::record_metric(id, value);
             }
         }
     }
@@ -237,19 +249,28 @@ impl RootContext for Root {
             .stats()
             .names(engine.policy())
             .iter()
-            .map(|name| hostcalls::define_metric(MetricType::Counter, name).unwrap_or(u32::MAX))
+            .map(|(kind, name)| {
+                let kind = match kind {
+                    StatKind::Counter => MetricType::Counter,
+                    StatKind::Gauge => MetricType::Gauge,
+                };
+                hostcalls::define_metric(kind, name).unwrap_or(u32::MAX)
+            })
             .collect();
-        engine.on_tick(&HostShared, now_ms());
+        let plugin = Plugin { engine, stat_ids };
+        let tick = plugin.engine.on_tick(&HostShared, now_ms());
+        plugin.set(tick.gauges.iter());
         let _ = hostcalls::set_tick_period(TICK);
-        log_event(&engine.configured());
-        self.plugin = Some(Rc::new(Plugin { engine, stat_ids }));
+        log_event(&plugin.engine.configured());
+        self.plugin = Some(Rc::new(plugin));
         true
     }
 
     fn on_tick(&mut self) {
         sync_log_level();
         if let Some(p) = &self.plugin {
-            p.engine.on_tick(&HostShared, now_ms());
+            let tick = p.engine.on_tick(&HostShared, now_ms());
+            p.set(tick.gauges.iter());
         }
     }
 
@@ -332,6 +353,7 @@ impl HttpContext for Stream {
             .engine
             .on_response_headers(&observe, status, flags, &HostShared, now_ms);
         plugin.bump(out.stat.iter());
+        plugin.set(out.gauge.iter());
         if let Some(event) = &out.log {
             log_event(event);
         }

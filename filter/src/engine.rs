@@ -20,6 +20,7 @@ use crate::health::{self, Outliers, SharedStore};
 use crate::matcher::Request;
 use crate::outcome::{
     Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, RequestOutcome, ResponseOutcome,
+    TickOutcome,
 };
 use crate::policy::Policy;
 use crate::stats::{DestinationStat, GlobalStat, Stat, StatLayout, TargetStat};
@@ -37,6 +38,8 @@ pub struct Engine {
     policy: Policy,
     stats: StatLayout,
     outliers: RefCell<Outliers>,
+    /// Per destination, the ejected-targets gauge as last set.
+    ejected_gauges: RefCell<Vec<u32>>,
     rng: Cell<Rng>,
 }
 
@@ -46,6 +49,7 @@ impl Engine {
         Self {
             stats: StatLayout::new(&policy),
             outliers: RefCell::new(Outliers::new(&policy.destinations)),
+            ejected_gauges: RefCell::new(vec![0; policy.destinations.len()]),
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
@@ -73,11 +77,29 @@ impl Engine {
         }
     }
 
-    /// Adopts other VMs' ejections and ends expired ones (at configure and on every tick).
-    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) {
+    /// Adopts other VMs' ejections and ends expired ones (at configure and on every tick);
+    /// the outcome sets the gauges that changed.
+    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome {
+        let mut out = TickOutcome::default();
         if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
             outliers.refresh(store, now_ms);
+            for d in 0..self.policy.destinations.len() {
+                out.gauges.extend(self.ejected_gauge(&outliers, d));
+            }
         }
+        out
+    }
+
+    /// The ejected-targets gauge of destination `d`, if it changed since last set.
+    fn ejected_gauge(&self, outliers: &Outliers, d: usize) -> Option<(Stat, u64)> {
+        let mut reported = self.ejected_gauges.try_borrow_mut().ok()?;
+        let now = outliers.ejected(d).count_ones();
+        let last = reported.get_mut(d)?;
+        (*last != now).then(|| {
+            *last = now;
+            let stat = Stat::Destination(DestinationStat::EjectedTargets, d as u32);
+            (stat, u64::from(now))
+        })
     }
 
     /// The outcome of a request whose headers the host could not hand over.
@@ -156,8 +178,11 @@ impl Engine {
                 let (d, t) = (destination as u32, target as u32);
                 out.stats.push(Stat::Target(TargetStat::Routed, d, t));
                 if let Access::DryRunDenied(reason) = access {
-                    out.stats
-                        .push(Stat::Destination(DestinationStat::DryRunDenied, d));
+                    let stat = match reason {
+                        DenyReason::NoIdentity => DestinationStat::DryRunNoIdentity,
+                        DenyReason::NotAllowed => DestinationStat::DryRunNotAllowed,
+                    };
+                    out.stats.push(Stat::Destination(stat, d));
                     out.log = Some(LogEvent {
                         level: Level::Info,
                         message: Message::DryRunDenied {
@@ -230,6 +255,7 @@ impl Engine {
             match self.outliers.try_borrow_mut() {
                 Ok(mut outliers) => {
                     if outliers.observe(destination, target, outcome, store, now_ms) {
+                        out.gauge = self.ejected_gauge(&outliers, destination);
                         let dest = &self.policy.destinations[destination];
                         out.stat = Some(Stat::Target(
                             TargetStat::Ejected,
@@ -503,6 +529,8 @@ mod tests {
         );
         let out = e.on_response_headers(&observe, 503, || 0, &store, || 1_000);
         assert_eq!(out.stat, Some(Stat::Target(TargetStat::Ejected, 0, 0)));
+        let gauge = Stat::Destination(DestinationStat::EjectedTargets, 0);
+        assert_eq!(out.gauge, Some((gauge, 1)));
         let log = out.log.unwrap();
         assert_eq!(log.level, Level::Warn);
         assert_eq!(

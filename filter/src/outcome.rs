@@ -116,8 +116,17 @@ pub struct ResponseOutcome<'a> {
     pub header: Option<HeaderOp<'a>>,
     /// A stat to bump by one.
     pub stat: Option<Stat>,
+    /// A gauge to set.
+    pub gauge: Option<(Stat, u64)>,
     /// A line to log.
     pub log: Option<LogEvent<'a>>,
+}
+
+/// The outcome of a tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Gauges to set (those that changed).
+    pub gauges: Vec<(Stat, u64)>,
 }
 
 /// A log line: its level and what it says.
