@@ -113,7 +113,7 @@ fn send_local_reply(reply: &LocalReply<'_>) {
             reply.body.len(),
             headers.as_ptr(),
             headers.len(),
-            -1,
+            reply.grpc_status.map_or(-1, |s| s as i32),
         );
     }
 }

@@ -33,6 +33,10 @@ pub struct PluginConfig {
     /// What to do with a request that matches no route.
     #[serde(default)]
     pub unmatched: Unmatched,
+    /// What to do with a request whose path is not in normal form (see `docs/config.md`,
+    /// Security): the filter never authorizes such a path.
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
     /// How the caller's identity is learned.
     #[serde(default)]
     pub identity: IdentityConfig,
@@ -74,6 +78,18 @@ pub enum Unmatched {
     Pass,
     /// Answer 404 with a local reply.
     Deny,
+}
+
+/// Treatment of a path that is not in normal form (dot segments, `\`, escapes an upstream
+/// would decode into another path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathNormalization {
+    /// Answer 400 to a request that a route would take (the safe default).
+    #[default]
+    Reject,
+    /// Decide on the path an upstream would resolve, and forward that path.
+    Normalize,
 }
 
 /// Identity source for authorization.

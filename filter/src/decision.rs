@@ -10,6 +10,7 @@ use crate::config::{AccessMode, StickyConfig, Unmatched};
 use crate::header_map::as_str;
 use crate::identity;
 use crate::matcher::Request;
+use crate::path::PathIssue;
 use crate::policy::Policy;
 
 /// How access control treated a forwarded request.
@@ -45,6 +46,8 @@ pub enum ReplyReason {
     NoHealthyTarget,
     /// The filter could not decide (500): the host failed it or a callback re-entered.
     InternalError,
+    /// The path is not in normal form and a route would take it (400).
+    PathNotNormal(PathIssue),
 }
 
 impl ReplyReason {
@@ -55,6 +58,7 @@ impl ReplyReason {
             Self::Denied(_) => 403,
             Self::NoHealthyTarget => 503,
             Self::InternalError => 500,
+            Self::PathNotNormal(_) => 400,
         }
     }
 
@@ -67,6 +71,18 @@ impl ReplyReason {
             Self::Denied(DenyReason::NotAllowed) => "xcluster_denied_not_allowed",
             Self::NoHealthyTarget => "xcluster_no_healthy_target",
             Self::InternalError => "xcluster_internal_error",
+            Self::PathNotNormal(_) => "xcluster_path_not_normalized",
+        }
+    }
+
+    /// The gRPC status of the local reply to a gRPC request.
+    pub fn grpc_status(self) -> u32 {
+        match self {
+            Self::NoRoute => 12,         // UNIMPLEMENTED
+            Self::Denied(_) => 7,        // PERMISSION_DENIED
+            Self::NoHealthyTarget => 14, // UNAVAILABLE
+            Self::InternalError => 13,   // INTERNAL
+            Self::PathNotNormal(_) => 3, // INVALID_ARGUMENT
         }
     }
 
@@ -77,6 +93,7 @@ impl ReplyReason {
             Self::Denied(_) => "access denied",
             Self::NoHealthyTarget => "no healthy target",
             Self::InternalError => "internal error",
+            Self::PathNotNormal(_) => "bad request",
         }
     }
 }
@@ -257,6 +274,7 @@ pub fn describe(policy: &Policy, decision: &Decision) -> Option<String> {
                 ReplyReason::Denied(_) => "denied",
                 ReplyReason::NoHealthyTarget => "no-healthy-target",
                 ReplyReason::InternalError => "internal-error",
+                ReplyReason::PathNotNormal(_) => "path-not-normalized",
             };
             write!(out, "target=-; result={result}")
         }

@@ -14,14 +14,16 @@ use log::Level;
 
 use crate::authorizer::DenyReason;
 use crate::balancer::Rng;
+use crate::config::PathNormalization;
 use crate::decision::{decide, describe, Access, Decision, Host, ReplyReason};
 use crate::header_map::{as_str, header, Header};
 use crate::health::{self, Outliers, SharedStore};
-use crate::matcher::Request;
+use crate::matcher::{path_without_query, Request};
 use crate::outcome::{
     Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, RequestOutcome, ResponseOutcome,
     TickOutcome,
 };
+use crate::path::{self, PathIssue};
 use crate::policy::Policy;
 use crate::stats::{DestinationStat, GlobalStat, Stat, StatLayout, TargetStat};
 
@@ -126,15 +128,27 @@ impl Engine {
                 out.headers.push(HeaderOp::Remove(own));
             }
         }
+        let (method, authority) = (pseudo(headers, ":method"), pseudo(headers, ":authority"));
+        // The path decided on: the request's, or in `normalize` mode its resolved form.
+        let raw = pseudo(headers, ":path");
+        let (mut path, mut rewrite_path) = (raw, false);
+        let resolved: String;
+        let mut issue = path::check(path_without_query(raw));
+        if issue.is_some() && policy.path_normalization == PathNormalization::Normalize {
+            let normal = path::normalize(path_without_query(raw));
+            if path::check(&normal).is_none() {
+                resolved = normal + &raw[path_without_query(raw).len()..];
+                (path, rewrite_path, issue) = (&resolved, true, None);
+            }
+        }
         let mut host_buf = String::new();
-        let path = pseudo(headers, ":path");
-        let req = Request::new(
-            pseudo(headers, ":method"),
-            pseudo(headers, ":authority"),
-            path,
-            headers,
-            &mut host_buf,
-        );
+        let req = Request::new(method, authority, path, headers, &mut host_buf);
+        if let Some(issue) = issue {
+            if let Some(reply) = self.reject_path(&req, raw, issue, headers, &mut out) {
+                out.reply = Some(reply);
+                return out;
+            }
+        }
         let Ok(outliers) = self.outliers.try_borrow() else {
             let mut err = self.internal_error("outlier state in use");
             err.headers = out.headers;
@@ -169,9 +183,14 @@ impl Engine {
                     out.headers
                         .push(HeaderOp::Set(":authority", Cow::Borrowed(authority)));
                 }
-                if let Some(prefix) = &t.path_prefix {
-                    out.headers
-                        .push(HeaderOp::Set(":path", Cow::Owned(join_path(prefix, path))));
+                match &t.path_prefix {
+                    Some(prefix) => out
+                        .headers
+                        .push(HeaderOp::Set(":path", Cow::Owned(join_path(prefix, path)))),
+                    None if rewrite_path => out
+                        .headers
+                        .push(HeaderOp::Set(":path", Cow::Owned(path.to_owned()))),
+                    None => {}
                 }
                 // Envoy picks the route before this filter runs: make it look again.
                 out.clear_route_cache = true;
@@ -207,7 +226,9 @@ impl Engine {
                             Some(DestinationStat::DeniedNotAllowed)
                         }
                         ReplyReason::NoHealthyTarget => Some(DestinationStat::NoHealthy),
-                        ReplyReason::NoRoute | ReplyReason::InternalError => None,
+                        ReplyReason::NoRoute
+                        | ReplyReason::InternalError
+                        | ReplyReason::PathNotNormal(_) => None,
                     };
                     if let Some(stat) = stat {
                         out.stats.push(Stat::Destination(stat, d as u32));
@@ -224,7 +245,7 @@ impl Engine {
                         });
                     }
                 }
-                out.reply = Some(self.reply(reason, &decision));
+                out.reply = Some(self.reply(reason, &decision, headers));
             }
         }
         out
@@ -286,16 +307,62 @@ impl Engine {
         out
     }
 
-    fn reply(&self, reason: ReplyReason, decision: &Decision) -> LocalReply<'_> {
-        let header =
+    /// The 400 for a path not in normal form that a route would take, on its own path or
+    /// on the path an upstream would resolve it to; `None` when no route would (then the
+    /// request is not the filter's: unmatched).
+    fn reject_path(
+        &self,
+        req: &Request<'_>,
+        raw: &str,
+        issue: PathIssue,
+        headers: &[Header<'_>],
+        out: &mut RequestOutcome<'_>,
+    ) -> Option<LocalReply<'_>> {
+        let routes = &self.policy.routes;
+        let route = routes.find(req).or_else(|| {
+            let resolved = path::normalize(path_without_query(raw));
+            routes.find(&Request {
+                path: &resolved,
+                ..*req
+            })
+        })?;
+        out.stats.push(Stat::Global(match issue {
+            PathIssue::DotSegment => GlobalStat::RejectedDotSegment,
+            PathIssue::EncodedCharacter => GlobalStat::RejectedEncodedCharacter,
+            PathIssue::Backslash => GlobalStat::RejectedBackslash,
+        }));
+        let destination = routes.routes()[route].destination;
+        let reason = ReplyReason::PathNotNormal(issue);
+        Some(self.reply(
+            reason,
+            &Decision::Reply {
+                reason,
+                route: Some((route, destination)),
+            },
+            headers,
+        ))
+    }
+
+    /// The local reply for `reason`; a gRPC request (`content-type: application/grpc…`)
+    /// gets the matching gRPC status too.
+    fn reply(
+        &self,
+        reason: ReplyReason,
+        decision: &Decision,
+        headers: &[Header<'_>],
+    ) -> LocalReply<'_> {
+        let decision_header =
             self.policy.decision_header.as_ref().and_then(|name| {
                 describe(&self.policy, decision).map(|value| (name.as_str(), value))
             });
+        let grpc =
+            header(headers, "content-type").is_some_and(|v| v.starts_with(b"application/grpc"));
         LocalReply {
             status: reason.status(),
             details: reason.details(),
             body: reason.body(),
-            header,
+            header: decision_header,
+            grpc_status: grpc.then(|| reason.grpc_status()),
         }
     }
 
@@ -305,7 +372,7 @@ impl Engine {
             reason: ReplyReason::InternalError,
             route: None,
         };
-        out.reply = Some(self.reply(ReplyReason::InternalError, &decision));
+        out.reply = Some(self.reply(ReplyReason::InternalError, &decision, &[]));
         out.stats.push(Stat::Global(GlobalStat::InternalError));
         out.log = Some(internal_error_log(what));
         out
@@ -569,6 +636,112 @@ mod tests {
         );
         assert_eq!(out.log.map(|l| l.level), Some(Level::Error));
         assert_eq!(e.on_unreadable_request().reply.map(|r| r.status), Some(500));
+    }
+
+    #[test]
+    fn a_path_not_in_normal_form_is_refused_when_a_route_would_take_it() {
+        let e = engine();
+        let mut peer = caller();
+        for path in ["/public/..;/private", "/x/%2e%2e/y", "/a\\b"] {
+            let h = headers(path, &[]);
+            let out = e.on_request_headers(&h, &mut peer);
+            let reply = out
+                .reply
+                .clone()
+                .unwrap_or_else(|| panic!("{path} forwarded"));
+            assert_eq!(
+                (reply.status, reply.details, reply.body),
+                (400, "xcluster_path_not_normalized", "bad request"),
+                "{path}"
+            );
+            assert!(out.observe.is_none());
+        }
+        let h = headers("/public/..;/private", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert_eq!(
+            out.stats.iter().copied().collect::<Vec<_>>(),
+            [Stat::Global(GlobalStat::RejectedDotSegment)]
+        );
+        // No route would take it: not the filter's request.
+        let other: Vec<Header> = vec![
+            (":method", b"GET"),
+            (":authority", b"elsewhere"),
+            (":path", b"/a/../b"),
+        ];
+        let out = e.on_request_headers(&other, &mut peer);
+        assert!(out.reply.is_none());
+        assert_eq!(
+            out.stats.iter().copied().collect::<Vec<_>>(),
+            [Stat::Global(GlobalStat::Unmatched)]
+        );
+    }
+
+    #[test]
+    fn normalize_mode_decides_on_and_forwards_the_resolved_path() {
+        let json = CONFIG.replace(
+            r#""version": 1,"#,
+            r#""version": 1, "path_normalization": "normalize","#,
+        );
+        let e = Engine::new(
+            Policy::from_json(json.as_bytes(), &Default::default()).unwrap(),
+            1,
+        );
+        let mut peer = caller();
+        let h = headers("/a/./b/../%63?q=..", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert!(out.reply.is_none());
+        assert!(out
+            .headers
+            .iter()
+            .any(|op| *op == HeaderOp::Set(":path", "/c/svc/a/c?q=..".into())));
+        let h = headers("/a/%zz/b", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert_eq!(
+            out.reply.map(|r| r.status),
+            Some(400),
+            "a malformed escape has no normal form"
+        );
+        let no_prefix = json.replace(r#""path_prefix": "/c/svc","#, "");
+        let e = Engine::new(
+            Policy::from_json(no_prefix.as_bytes(), &Default::default()).unwrap(),
+            1,
+        );
+        let h = headers("/x/../y", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert!(out
+            .headers
+            .iter()
+            .any(|op| *op == HeaderOp::Set(":path", "/y".into())));
+        let h = headers("/y", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert!(
+            !out.headers
+                .iter()
+                .any(|op| matches!(op, HeaderOp::Set(":path", _))),
+            "a normal path is forwarded as it is"
+        );
+    }
+
+    #[test]
+    fn grpc_requests_get_grpc_statuses() {
+        let e = engine();
+        let grpc: [Header; 1] = [("content-type", b"application/grpc+proto")];
+        let mut stranger = FakePeer {
+            san: Some(b"spiffe://td/ns/x/sa/y".to_vec()),
+        };
+        let h = headers("/pkg.Svc/Call", &grpc);
+        let reply = e.on_request_headers(&h, &mut stranger).reply.unwrap();
+        assert_eq!((reply.status, reply.grpc_status), (403, Some(7)));
+        let h = headers("/pkg.Svc/Call", &[]);
+        let reply = e.on_request_headers(&h, &mut stranger).reply.unwrap();
+        assert_eq!(reply.grpc_status, None, "not gRPC");
+        let store = Store::default();
+        let mut peer = caller();
+        let h = headers("/pkg.Svc/Call", &grpc);
+        let observe = e.on_request_headers(&h, &mut peer).observe.unwrap();
+        e.on_response_headers(&observe, 503, || 0, &store, || 1_000);
+        let reply = e.on_request_headers(&h, &mut peer).reply.unwrap();
+        assert_eq!((reply.status, reply.grpc_status), (503, Some(14)));
     }
 
     #[test]

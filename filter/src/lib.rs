@@ -6,6 +6,7 @@
 //!
 //! Everything but `adapter` (compiled for the proxy-wasm target only) is plain Rust:
 //! - [`config`]: the JSON wire types; [`policy`]: validation and compilation;
+//! - [`path`]: the normal form of a path (the only form authorized);
 //! - [`matcher`]: the request view, routes and request conditions; [`regex`]: regex
 //!   compilation and `pathRegex` shapes; [`tail`]: a fast matcher for simple regex tails;
 //!   [`header_map`]: the ABI's header-map bytes; [`hash`]: the filter's hashing;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod identity;
 pub mod matcher;
 pub mod outcome;
+pub mod path;
 pub mod policy;
 pub mod regex;
 pub mod stats;

@@ -74,6 +74,8 @@ pub struct LocalReply<'a> {
     pub body: &'static str,
     /// An extra response header (the decision header, when configured).
     pub header: Option<(&'a str, String)>,
+    /// The gRPC status, for a gRPC request (the host then answers the gRPC way).
+    pub grpc_status: Option<u32>,
 }
 
 /// What the adapter must remember of a forwarded request for its response.

@@ -7,8 +7,8 @@ use crate::authorizer::{path_test, AccountId, Authorizer, CompiledMatch};
 use crate::balancer::{Balancer, TargetSlot, MAX_TARGETS};
 use crate::config::{
     DestinationConfig, HeaderMatchConfig, HttpMatchConfig, LocalConfig, OutlierDetectionConfig,
-    PathMatchConfig, PluginConfig, RouteConfig, StickyConfig, TargetConfig, Unmatched,
-    CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
+    PathMatchConfig, PathNormalization, PluginConfig, RouteConfig, StickyConfig, TargetConfig,
+    Unmatched, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 use crate::hash::{hash_bytes, push_hex, Map};
 use crate::matcher::{
@@ -180,6 +180,8 @@ pub struct Policy {
     pub decision_header: Option<String>,
     /// Treatment of unmatched requests.
     pub unmatched: Unmatched,
+    /// Treatment of paths not in normal form.
+    pub path_normalization: PathNormalization,
     /// Identity source.
     pub identity: IdentitySource,
     /// Access control.
@@ -285,6 +287,7 @@ impl Policy {
             cluster_header,
             decision_header,
             unmatched: config.unmatched,
+            path_normalization: config.path_normalization,
             identity: IdentitySource {
                 trusted_header,
                 trust_domains: config.identity.trust_domains,

@@ -67,6 +67,12 @@ stats! {
         /// Requests answered 500 because the filter could not decide (a host failure or
         /// a re-entered callback).
         InternalError => Counter "xcluster_internal_errors_total",
+        /// 400: a path with a `.` or `..` segment that a route would take.
+        RejectedDotSegment => Counter "xcluster_rejected_paths_total" ["reason" = "dot_segment"],
+        /// 400: a path with an escape an upstream would decode into another path.
+        RejectedEncodedCharacter => Counter "xcluster_rejected_paths_total" ["reason" = "encoded_character"],
+        /// 400: a path with a `\`.
+        RejectedBackslash => Counter "xcluster_rejected_paths_total" ["reason" = "backslash"],
     }
 }
 
@@ -181,7 +187,7 @@ impl StatLayout {
     pub fn names(&self, policy: &Policy) -> Vec<(StatKind, String)> {
         let mut names = Vec::with_capacity(self.len());
         for s in GlobalStat::ALL {
-            names.push((s.kind(), stat_name(s.family(), &[])));
+            names.push((s.kind(), stat_name(s.family(), s.tag().as_slice())));
         }
         for d in &policy.destinations {
             for s in DestinationStat::ALL {

@@ -123,6 +123,7 @@ impl Builder<'_> {
                 decision_header: None,
                 local,
                 unmatched: Default::default(),
+                path_normalization: Default::default(),
                 identity: Default::default(),
                 access,
                 routes,
