@@ -208,6 +208,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             name: "bench".into(),
             route_match: RouteMatchConfig::default(),
             destination: "server".into(),
+            replay: None,
         }],
         destinations: vec![DestinationConfig {
             name: "server".into(),

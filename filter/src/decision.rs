@@ -134,6 +134,18 @@ pub trait Host {
 
 /// Decides what to do with a request.
 pub fn decide(policy: &Policy, req: &Request<'_>, host: &mut impl Host, rng: &mut Rng) -> Decision {
+    decide_excluding(policy, req, host, rng, 0)
+}
+
+/// [`decide`], with the targets in the bit mask `exclude` out of the running (those a
+/// replayed request was sent to already).
+pub fn decide_excluding(
+    policy: &Policy,
+    req: &Request<'_>,
+    host: &mut impl Host,
+    rng: &mut Rng,
+    exclude: u64,
+) -> Decision {
     let Some(route) = policy.routes.find(req) else {
         return match policy.unmatched {
             Unmatched::Pass => Decision::Pass,
@@ -161,7 +173,9 @@ pub fn decide(policy: &Policy, req: &Request<'_>, host: &mut impl Host, rng: &mu
         }
     };
 
-    let candidates = dest.balancer.candidates(eligible & !host.ejected(d));
+    let candidates = dest
+        .balancer
+        .candidates(eligible & !host.ejected(d) & !exclude);
     let sticky_key = dest.sticky.as_ref().and_then(|s| sticky_value(req, s));
     let chooser = match sticky_key {
         Some(key) => Chooser::Sticky(key),

@@ -13,7 +13,8 @@
 //! - [`identity`]: caller identities; [`authorizer`]: TrafficTargets;
 //! - [`balancer`]: policies, weights, sticky picks; [`health`]: outlier detection and
 //!   its shared table;
-//! - [`decision`]: the routing decision; [`engine`]: each callback's [`outcome`];
+//! - [`decision`]: the routing decision; [`replay`]: sending a failed request to the next
+//!   target; [`engine`]: each callback's [`outcome`];
 //!   [`stats`]: every stat, in one list.
 
 pub mod authorizer;
@@ -30,6 +31,7 @@ pub mod outcome;
 pub mod path;
 pub mod policy;
 pub mod regex;
+pub mod replay;
 pub mod stats;
 pub mod tail;
 

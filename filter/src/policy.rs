@@ -15,6 +15,7 @@ use crate::matcher::{
     HeaderCondition, HostPattern, MethodSet, PathCondition, Route, RouteTable, ValueCondition,
 };
 use crate::regex::{compile_regex, RegexCache};
+use crate::replay::ReplayPolicy;
 
 /// A config error: the field path (`destinations[0].targets[1].weight`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +189,8 @@ pub struct Policy {
     pub authorizer: Authorizer,
     /// Routes.
     pub routes: RouteTable,
+    /// Each route's replay settings, by route index.
+    pub replays: Vec<Option<ReplayPolicy>>,
     /// Destinations.
     pub destinations: Vec<Destination>,
     /// The gateway's locality after node fallback.
@@ -268,6 +271,7 @@ impl Policy {
 
         let mut names: Map<&str, usize> = Map::default();
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut replays = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             if names.insert(r.name.as_str(), i).is_some() {
@@ -281,6 +285,12 @@ impl Policy {
                 ));
             };
             routes.push(compile_route(&path, r, d, &config.destinations[d])?);
+            replays.push(
+                r.replay
+                    .as_ref()
+                    .map(|c| ReplayPolicy::compile(&format!("{path}.replay"), c))
+                    .transpose()?,
+            );
         }
 
         Ok(Self {
@@ -294,6 +304,7 @@ impl Policy {
             },
             authorizer,
             routes: RouteTable::new(routes),
+            replays,
             destinations,
             local,
         })

@@ -89,6 +89,8 @@ stats! {
         DryRunNotAllowed => Counter "xcluster_dry_run_denied_total" ["reason" = "not_allowed"],
         /// No target available under the policy (503).
         NoHealthy => Counter "xcluster_no_healthy_target_total",
+        /// Requests that failed on every target they were replayed to.
+        ReplayFailures => Counter "xcluster_replay_failures_total",
         /// Targets ejected now, as this worker last saw the shared table.
         EjectedTargets => Gauge "xcluster_ejected_targets",
     }
@@ -101,6 +103,8 @@ stats! {
         Routed => Counter "xcluster_requests_total",
         /// Times outlier detection ejected the target.
         Ejected => Counter "xcluster_ejections_total",
+        /// Failed requests replayed to the target.
+        Replayed => Counter "xcluster_replays_total",
     }
 }
 

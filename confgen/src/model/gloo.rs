@@ -205,6 +205,7 @@ impl Builder<'_> {
                             name,
                             route_match,
                             destination: destination.clone(),
+                            replay: None,
                         },
                     );
                 }

@@ -122,6 +122,7 @@ impl<'a> Builder<'a> {
                             name: rname,
                             route_match,
                             destination: name.clone(),
+                            replay: None,
                         },
                     );
                 }
