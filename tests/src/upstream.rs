@@ -1,6 +1,7 @@
 //! A tiny threaded HTTP/1.1 server standing in for one cluster's service. Every request
 //! is answered `200 Hi, I am from <name>`, with the path it received echoed in the
-//! `x-upstream-path` response header. Stopping it closes the listener and every open
+//! `x-upstream-path` response header; the `x-test-id` of each request answered is kept
+//! (to count deliveries). Stopping it closes the listener and every open
 //! connection, so Envoy sees connect failures, like a cluster going down.
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ pub fn greeting(name: &str) -> String {
 struct Shared {
     stopping: AtomicBool,
     served: AtomicU64,
+    test_ids: Mutex<Vec<String>>,
     next_conn: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
@@ -68,6 +70,15 @@ impl Upstream {
     /// How many requests it has answered.
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// The `x-test-id` of every request answered, in order.
+    pub fn test_ids(&self) -> Vec<String> {
+        self.shared
+            .test_ids
+            .lock()
+            .map(|ids| ids.clone())
+            .unwrap_or_default()
     }
 
     /// Stops accepting, closes every open connection and waits for the acceptor to end.
@@ -138,6 +149,7 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
             .to_string();
         let mut content_length = 0usize;
         let mut close = false;
+        let mut test_id = None;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 {
@@ -153,6 +165,8 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
                     content_length = value.parse().unwrap_or(0);
                 } else if name.eq_ignore_ascii_case("connection") {
                     close = value.eq_ignore_ascii_case("close");
+                } else if name.eq_ignore_ascii_case("x-test-id") {
+                    test_id = Some(value.to_string());
                 }
             }
         }
@@ -169,6 +183,9 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
         );
         writer.write_all(response.as_bytes())?;
         shared.served.fetch_add(1, Ordering::Relaxed);
+        if let (Some(id), Ok(mut ids)) = (test_id, shared.test_ids.lock()) {
+            ids.push(id);
+        }
         if close {
             return Ok(());
         }
