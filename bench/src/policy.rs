@@ -216,6 +216,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             policy: LbPolicy::ActiveActive,
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
+            slow_start: None,
             targets,
         }],
     }

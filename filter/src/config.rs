@@ -344,6 +344,10 @@ pub struct DestinationConfig {
     /// Passive health checking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// A target that comes back (its ejection ended, or active health checks find it
+    /// healthy again) takes traffic back gradually, and one failure meanwhile ejects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<SlowStartConfig>,
     /// The instances of the service, one per cluster (or subset).
     pub targets: Vec<TargetConfig>,
 }
@@ -421,6 +425,21 @@ impl Default for OutlierDetectionConfig {
             max_ejection_percent: default_max_ejection_percent(),
         }
     }
+}
+
+/// Probation of a returning target, after Envoy's `slow_start_config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowStartConfig {
+    /// How long probation lasts: the target's weight ramps up linearly over it.
+    pub window_ms: u64,
+    /// The weight a returning target starts at, in percent of its own. Default 10.
+    #[serde(default = "default_min_weight_percent")]
+    pub min_weight_percent: u32,
+}
+
+fn default_min_weight_percent() -> u32 {
+    10
 }
 
 /// One instance of a destination's service.

@@ -43,6 +43,9 @@ pub struct Engine {
     outliers: RefCell<Outliers>,
     /// Per destination, the ejected-targets gauge as last set.
     ejected_gauges: RefCell<Vec<u32>>,
+    /// Per destination, the weights (percent) of its targets when some are on probation,
+    /// as of the last tick.
+    ramps: RefCell<Vec<Option<Vec<u8>>>>,
     rng: Cell<Rng>,
 }
 
@@ -53,6 +56,7 @@ impl Engine {
             stats: StatLayout::new(&policy),
             outliers: RefCell::new(Outliers::new(&policy.destinations)),
             ejected_gauges: RefCell::new(vec![0; policy.destinations.len()]),
+            ramps: RefCell::new(vec![None; policy.destinations.len()]),
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
@@ -89,8 +93,44 @@ impl Engine {
             for d in 0..self.policy.destinations.len() {
                 out.gauges.extend(self.ejected_gauge(&outliers, d));
             }
+            if let Ok(mut ramps) = self.ramps.try_borrow_mut() {
+                for (d, ramp) in ramps.iter_mut().enumerate() {
+                    *ramp = self.ramp(&outliers, d, now_ms);
+                }
+            }
         }
         out
+    }
+
+    /// Destination `d`'s target weights in percent at `now_ms`, if some target is on
+    /// probation: within `slow_start.window_ms` after its ejection ended, ramping linearly
+    /// from `min_weight_percent`.
+    fn ramp(&self, outliers: &Outliers, d: usize, now_ms: u64) -> Option<Vec<u8>> {
+        let slow = self.policy.destinations.get(d)?.slow_start.as_ref()?;
+        let ramp: Vec<u8> = outliers
+            .ejection_ends(d)
+            .map(|end| {
+                let since = now_ms
+                    .checked_sub(end)
+                    .filter(|&s| end > 0 && s < slow.window_ms);
+                since.map_or(100, |s| {
+                    let pct = (100 * s / slow.window_ms).max(u64::from(slow.min_weight_percent));
+                    pct.min(100) as u8
+                })
+            })
+            .collect();
+        ramp.iter().any(|&p| p < 100).then_some(ramp)
+    }
+
+    /// Whether target `t` of destination `d` is on probation.
+    fn on_probation(&self, d: usize, t: usize) -> bool {
+        self.ramps.try_borrow().is_ok_and(|ramps| {
+            ramps
+                .get(d)
+                .and_then(Option::as_ref)
+                .and_then(|r| r.get(t))
+                .is_some_and(|&p| p < 100)
+        })
     }
 
     /// The ejected-targets gauge of destination `d`, if it changed since last set.
@@ -143,7 +183,8 @@ impl Engine {
                 return out;
             }
         }
-        let Ok(outliers) = self.outliers.try_borrow() else {
+        let (Ok(outliers), Ok(ramps)) = (self.outliers.try_borrow(), self.ramps.try_borrow())
+        else {
             let mut err = self.internal_error("outlier state in use");
             err.headers = out.headers;
             return err;
@@ -155,6 +196,7 @@ impl Engine {
             &mut DecideHost {
                 peer: &mut *peer,
                 outliers: &outliers,
+                ramps: &ramps,
             },
             &mut rng,
         );
@@ -285,7 +327,8 @@ impl Engine {
             let outcome = health::classify(status, flags);
             match self.outliers.try_borrow_mut() {
                 Ok(mut outliers) => {
-                    if outliers.observe(destination, target, outcome, store, now_ms) {
+                    let probation = self.on_probation(destination, target);
+                    if outliers.observe(destination, target, outcome, probation, store, now_ms) {
                         out.gauge = self.ejected_gauge(&outliers, destination);
                         let dest = &self.policy.destinations[destination];
                         out.stat = Some(Stat::Target(
@@ -352,6 +395,7 @@ impl Engine {
         let mut host_buf = String::new();
         let req = Request::new(method, authority, &path, &saved, &mut host_buf);
         let outliers = self.outliers.try_borrow().ok()?;
+        let ramps = self.ramps.try_borrow().ok()?;
         let mut rng = self.rng.replace(Rng::new(0));
         let decision = decide_excluding(
             policy,
@@ -359,6 +403,7 @@ impl Engine {
             &mut DecideHost {
                 peer,
                 outliers: &outliers,
+                ramps: &ramps,
             },
             &mut rng,
             replay.tried,
@@ -421,7 +466,8 @@ impl Engine {
         };
         let outcome = status.map_or(health::Outcome::GatewayError, |s| health::classify(s, || 0));
         if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
-            if outliers.observe(d, t, outcome, store, now_ms) {
+            let probation = self.on_probation(d, t);
+            if outliers.observe(d, t, outcome, probation, store, now_ms) {
                 out.gauge = self.ejected_gauge(&outliers, d);
                 out.stat = Some(Stat::Target(TargetStat::Ejected, d as u32, t as u32));
                 let dest = &self.policy.destinations[d];
@@ -563,10 +609,12 @@ fn internal_error_log(what: &'static str) -> LogEvent<'static> {
     }
 }
 
-/// What [`decide`] reads of the host: the peer identity and the ejected targets.
+/// What [`decide`] reads of the host: the peer identity, the ejected targets and those on
+/// probation.
 struct DecideHost<'a, P> {
     peer: &'a mut P,
     outliers: &'a Outliers,
+    ramps: &'a [Option<Vec<u8>>],
 }
 
 impl<P: Peer> Host for DecideHost<'_, P> {
@@ -576,6 +624,10 @@ impl<P: Peer> Host for DecideHost<'_, P> {
 
     fn ejected(&self, d: usize) -> u64 {
         self.outliers.ejected(d)
+    }
+
+    fn ramp(&self, d: usize) -> Option<&[u8]> {
+        self.ramps.get(d)?.as_deref()
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use xcluster_filter::config::{
     AccessConfig, DestinationConfig, LocalConfig, PluginConfig, ReplayConfig, RouteConfig,
-    RouteMatchConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
+    RouteMatchConfig, SlowStartConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 
 use super::{Address, Builder, Draft, EndpointKey, Model};
@@ -111,6 +111,17 @@ impl Builder<'_> {
                     "{origin}: every weight of {} is zero; no target could serve",
                     dest.name
                 )));
+            }
+            // A target that comes back after an ejection takes traffic back over 30 s, and
+            // one failure meanwhile ejects it again: a flapping cluster does not flap traffic.
+            if dest.outlier_detection.is_some()
+                && dest.slow_start.is_none()
+                && dest.targets.len() > 1
+            {
+                dest.slow_start = Some(SlowStartConfig {
+                    window_ms: 30_000,
+                    min_weight_percent: 10,
+                });
             }
             origins.insert(dest.name.clone(), origin);
             destinations.push(dest);

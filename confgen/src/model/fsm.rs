@@ -100,6 +100,7 @@ impl Builder<'_> {
             policy,
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
+            slow_start: None,
             targets: Vec::new(),
         };
         self.add_destination(res, dest, drafts, true)?;

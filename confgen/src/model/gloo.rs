@@ -63,6 +63,7 @@ impl Builder<'_> {
                         policy: LbPolicy::ActiveActive,
                         sticky: None,
                         outlier_detection: None,
+                        slow_start: None,
                         targets: Vec::new(),
                     };
                     self.add_destination(tp, dest, drafts, true)?;
@@ -129,6 +130,7 @@ impl Builder<'_> {
                 policy: LbPolicy::ActiveActive,
                 sticky: None,
                 outlier_detection: Some(OutlierDetectionConfig::default()),
+                slow_start: None,
                 targets: Vec::new(),
             };
             self.add_destination(vd, dest, drafts, true)?;
@@ -180,6 +182,7 @@ impl Builder<'_> {
                         policy: LbPolicy::ActiveActive,
                         sticky: None,
                         outlier_detection: None,
+                        slow_start: None,
                         targets: Vec::new(),
                     };
                     self.add_destination(rt, dest, drafts, false)?;

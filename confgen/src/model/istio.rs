@@ -258,6 +258,7 @@ impl<'a> Builder<'a> {
             policy,
             sticky: None,
             outlier_detection: outlier,
+            slow_start: None,
             targets: Vec::new(),
         };
         self.add_destination(vs, dest, drafts, false)

@@ -50,6 +50,7 @@ impl Builder<'_> {
                 policy: LbPolicy::ActiveActive,
                 sticky: None,
                 outlier_detection: None,
+                slow_start: None,
                 targets: Vec::new(),
             };
             self.add_destination(ts, dest, drafts, true)?;
