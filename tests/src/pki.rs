@@ -48,8 +48,16 @@ impl Pki {
 
     /// A server certificate for the DNS name `dns` (Envoy's listener).
     pub fn server_cert(&self, dns: &str) -> Result<CertPair> {
-        let mut params = CertificateParams::new(vec![dns.to_string()])?;
-        params.distinguished_name.push(DnType::CommonName, dns);
+        self.server_cert_for(&[dns])
+    }
+
+    /// A server certificate for the DNS names `dns` (the first is also its common name).
+    pub fn server_cert_for(&self, dns: &[&str]) -> Result<CertPair> {
+        let mut params =
+            CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, dns.first().copied().unwrap_or_default());
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params)
     }

@@ -93,7 +93,10 @@ fn paths_walking_out_of_public_are_authorized_as_where_they_lead() {
         3,
         "cluster-2 served more than the three /public/ requests"
     );
-    let stats = gw.envoy.stats("downstream_rq_redirected_with_normalized_path").unwrap();
+    let stats = gw
+        .envoy
+        .stats("downstream_rq_redirected_with_normalized_path")
+        .unwrap();
     assert_eq!(stats.values().sum::<u64>(), 3, "{stats:?}");
 }
 
