@@ -20,7 +20,7 @@ pub struct Bootstrap {
     /// `path_config_source`), written with [`lds_file`]. Replace it atomically (write a
     /// temporary file, then rename it over this path): Envoy reloads on the rename, and
     /// refuses an update it cannot apply (`listener_manager.lds.update_rejected`) while the
-    /// listeners it has keep serving.
+    /// listeners it has keep serving. Envoy needs a [`Bootstrap::node`] for it.
     pub lds_path: Option<String>,
 }
 
