@@ -17,7 +17,7 @@ WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version =
 WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 
-.PHONY: setup build test test-wasm lint fmt demo clean bench fuzz fuzz-corpus
+.PHONY: setup build test test-wasm lint fmt demo clean bench soak fuzz fuzz-corpus wrk
 
 ## setup: the wasm targets, Envoy $(ENVOY_VERSION) and grpcio $(GRPCIO_VERSION) in .venv and
 ## wasm-bindgen-cli (at the version Cargo.lock pins) in .tools; only what is missing
@@ -75,9 +75,11 @@ demo: setup
 ## bench: xcluster vs native Envoy (RBAC + weighted_clusters) and the empty wasm filter;
 ## writes docs/benchmarks.md and bench/results.json (needs wrk, taskset, 2 CPUs; ~10 min)
 BENCH_TOOLS := target/bench-tools
-bench: setup
+wrk:
 	@command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$s apt-get install -y wrk || { $$s apt-get update && $$s apt-get install -y wrk; }; }
+
+bench: setup wrk
 	@[ -x $(BENCH_TOOLS)/node_modules/.bin/wasm-opt ] || \
 		npm install --prefix $(BENCH_TOOLS) --no-save --silent binaryen@132.0.0
 	$(CARGO) run -p xcluster-bench -- --wasm-opt $(BENCH_TOOLS)/node_modules/.bin/wasm-opt
@@ -100,6 +102,15 @@ fuzz: setup
 ## fuzz-corpus: minimize what `make fuzz` found into the checked-in corpus (fuzz/corpus)
 fuzz-corpus:
 	XCLUSTER_WASM=$(abspath $(WASM)) FUZZ_HOST=$(FUZZ_HOST) fuzz/run.sh merge
+
+## soak: at least 1,000,000 requests through a pinned Envoy with xcluster (sticky-key churn,
+## denials, a flaky target ejected again and again), VmRSS sampled every slice, the fitted
+## slope against its bound (~4 min; needs wrk, taskset, 2 CPUs); writes bench/soak.json and
+## the Soak section of docs/benchmarks.md
+SOAK_ARGS ?=
+soak: setup wrk
+	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	$(CARGO) run --release -p xcluster-bench --bin xcluster-soak -- $(SOAK_ARGS)
 
 ## clean: build outputs and e2e work directories (keeps .venv)
 clean:
