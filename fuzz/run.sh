@@ -3,7 +3,8 @@
 # for FUZZ_SECONDS, from the checked-in corpus fuzz/corpus/<target> plus what earlier runs
 # found (target/fuzz/corpus/<target>, where new inputs go), and prints execs, coverage and
 # corpus size. A failing input is saved under target/fuzz/artifacts/<target>/.
-# `fuzz/run.sh merge` instead minimizes everything found into the checked-in corpus.
+# `fuzz/run.sh merge` (`make fuzz-corpus`) instead replaces the checked-in corpus with the
+# smallest set of inputs that keeps every feature of both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=target/fuzz/${FUZZ_HOST:?}/release
@@ -15,8 +16,16 @@ for t in ${FUZZ_TARGETS:-policy_json header_map request}; do
     [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=fuzz/dict/$t.dict")
     log="target/fuzz/$t.log"
     if [ "${1:-}" = merge ]; then
-        "$bin/$t" -merge=1 "${dict[@]}" "fuzz/corpus/$t" "target/fuzz/corpus/$t" >"$log" 2>&1 || status=1
-        echo "$t: checked-in corpus $(ls "fuzz/corpus/$t" | wc -l) inputs"
+        # The smallest set of inputs with every feature of both corpora replaces the
+        # checked-in one.
+        merged="target/fuzz/merged/$t"
+        rm -rf "$merged" && mkdir -p "$merged"
+        if "$bin/$t" -set_cover_merge=1 "$merged" "fuzz/corpus/$t" "target/fuzz/corpus/$t" >"$log" 2>&1; then
+            rm -rf "fuzz/corpus/$t" && mv "$merged" "fuzz/corpus/$t"
+        else
+            status=1
+        fi
+        echo "$t: checked-in corpus $(ls "fuzz/corpus/$t" | wc -l) inputs; $(tail -1 "$log")"
         continue
     fi
     if ! "$bin/$t" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \

@@ -209,6 +209,11 @@ fn envoy_tls_flags_add_downstream_mtls() {
     let text = stdout_of(out);
     assert!(text.contains("require_client_certificate: true"), "{text}");
     assert!(text.contains("filename: ca.crt"), "{text}");
+    // HTTP/2 by ALPN, for gRPC clients.
+    assert!(
+        text.contains("alpn_protocols:\n                  - h2\n                  - http/1.1"),
+        "{text}"
+    );
     // All three are needed.
     let out = run_with_stdin(
         &[
