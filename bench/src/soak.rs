@@ -160,7 +160,7 @@ pub struct Report {
     pub slope_bytes_per_100k: f64,
     /// The bound the slope must stay under.
     pub bound_bytes_per_100k: f64,
-    /// The filter's counters at the end: name → value.
+    /// The filter's counters at the end (warm-up included): name → value.
     pub counters: Vec<(String, u64)>,
 }
 
@@ -210,7 +210,7 @@ pub fn markdown(r: &Report) -> String {
         thousands(r.error_statuses),
         thousands(r.socket_errors),
     ));
-    s.push_str("The filter's counters at the end:\n\n| counter | value |\n|---|---:|\n");
+    s.push_str("The filter's counters at the end (warm-up included):\n\n| counter | value |\n|---|---:|\n");
     for (name, value) in &r.counters {
         s.push_str(&format!("| `{name}` | {} |\n", thousands(*value)));
     }
