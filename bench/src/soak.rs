@@ -210,7 +210,9 @@ pub fn markdown(r: &Report) -> String {
         thousands(r.error_statuses),
         thousands(r.socket_errors),
     ));
-    s.push_str("The filter's counters at the end (warm-up included):\n\n| counter | value |\n|---|---:|\n");
+    s.push_str(
+        "The filter's counters at the end (warm-up included):\n\n| counter | value |\n|---|---:|\n",
+    );
     for (name, value) in &r.counters {
         s.push_str(&format!("| `{name}` | {} |\n", thousands(*value)));
     }
