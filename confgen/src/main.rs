@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use xcluster_confgen::emit::envoy::{EndpointFlag, EnvoyOptions, Tls};
+use xcluster_confgen::emit::envoy::{EndpointFlag, EnvoyOptions, TargetFlag, Tls};
 use xcluster_confgen::emit::wasmplugin::WasmPluginOptions;
 use xcluster_confgen::emit::{config, envoy, explain, wasmplugin, yaml};
 use xcluster_confgen::load::Error;
@@ -86,6 +86,11 @@ struct EnvoyArgs {
     /// subset name or key=value[,key=value] labels. Overrides addresses from the input.
     #[arg(long = "endpoint", value_name = "SPEC")]
     endpoints: Vec<EndpointFlag>,
+    /// Reach this target over HTTP/2 (gRPC): CLUSTER/NAMESPACE/SERVICE[/SUBSET]. Ports
+    /// named `grpc*` / `http2*` or with `appProtocol` `grpc` / `http2` / `kubernetes.io/h2c`
+    /// (ServiceEntry `protocol` `GRPC` / `HTTP2`) need no flag.
+    #[arg(long = "http2", value_name = "TARGET")]
+    http2: Vec<TargetFlag>,
     /// Server certificate for downstream mTLS.
     #[arg(long, value_name = "FILE", requires_all = ["tls_key", "client_ca"])]
     tls_cert: Option<String>,
@@ -183,6 +188,7 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
         Command::Envoy(a) => {
             let mut model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
             envoy::apply_endpoints(&mut model, &a.endpoints)?;
+            envoy::apply_http2(&mut model, &a.http2)?;
             xcluster_confgen::validate(&model.config)?;
             let tls = match (a.tls_cert, a.tls_key, a.client_ca) {
                 (Some(cert), Some(key), Some(client_ca)) => Some(Tls {

@@ -36,11 +36,14 @@ mod http;
 mod listener;
 mod tls;
 
-pub use bootstrap::{Bootstrap, Locality, Node};
-pub use cluster::Cluster;
-pub use http::{HttpConnectionManager, HttpFilter, Route, RouteAction, WasmFilter};
+pub use bootstrap::{lds_file, Bootstrap, Locality, Node};
+pub use cluster::{Cluster, UpstreamProtocol};
+pub use http::{
+    HttpConnectionManager, HttpFilter, Route, RouteAction, WasmFilter, MAX_REQUEST_HEADERS,
+    MAX_REQUEST_HEADERS_KB,
+};
 pub use listener::{Listener, SocketAddress};
-pub use tls::{DataSource, DownstreamTls};
+pub use tls::{DataSource, DownstreamTls, ALPN_PROTOCOLS};
 
 /// Body of the fallback `404` for requests that carry no cluster header (the filter did
 /// not route them).

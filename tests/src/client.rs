@@ -137,6 +137,13 @@ impl Client {
         }
     }
 
+    /// Sends `request` as it is (request line, headers, body: any bytes) on a fresh
+    /// connection and reads one response.
+    pub fn send_raw(&mut self, request: &[u8]) -> io::Result<Response> {
+        self.conn = None;
+        self.exchange(request)
+    }
+
     /// Closes the current connection (the next request opens a new one).
     pub fn disconnect(&mut self) {
         self.conn = None;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use xcluster_envoy::UpstreamProtocol;
 
 use crate::client::{Client, Response};
 use crate::envoy::{Bootstrap, Envoy, Listener};
@@ -42,6 +43,7 @@ impl Gateway {
                 .iter()
                 .map(|u| (u.name().to_string(), u.addr()))
                 .collect(),
+            upstream_protocol: UpstreamProtocol::Http1,
         };
         let envoy = Envoy::start(name, &bootstrap)?;
         Ok(Self { envoy, clusters })

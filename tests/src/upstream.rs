@@ -1,7 +1,8 @@
-//! A tiny threaded HTTP/1.1 server standing in for one cluster's service. Every request
-//! is answered `200 Hi, I am from <name>`, with the path it received echoed in the
-//! `x-upstream-path` response header; the `x-test-id` of each request answered is kept
-//! (to count deliveries). Stopping it closes the listener and every open
+//! A tiny threaded HTTP/1.1 server standing in for one cluster's service (bodies by
+//! `content-length` or chunked, trailers read and dropped). Every request is answered
+//! `200 Hi, I am from <name>`, with the path it received echoed in the `x-upstream-path`
+//! response header; the `x-test-id` of each request answered is kept (to count
+//! deliveries). Stopping it closes the listener and every open
 //! connection, so Envoy sees connect failures, like a cluster going down.
 
 use std::collections::HashMap;
@@ -138,23 +139,22 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
+        let Some(request_line) = read_text_line(&mut reader)? else {
             return Ok(());
-        }
+        };
         let path = request_line
             .split_whitespace()
             .nth(1)
             .unwrap_or("")
             .to_string();
         let mut content_length = 0usize;
+        let mut chunked = false;
         let mut close = false;
         let mut test_id = None;
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
+            let Some(line) = read_text_line(&mut reader)? else {
                 return Ok(());
-            }
+            };
             let line = line.trim_end();
             if line.is_empty() {
                 break;
@@ -167,13 +167,19 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
                     close = value.eq_ignore_ascii_case("close");
                 } else if name.eq_ignore_ascii_case("x-test-id") {
                     test_id = Some(value.to_string());
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.eq_ignore_ascii_case("chunked");
                 }
             }
         }
-        io::copy(
-            &mut (&mut reader).take(content_length as u64),
-            &mut io::sink(),
-        )?;
+        if chunked {
+            skip_chunked_body(&mut reader)?;
+        } else {
+            io::copy(
+                &mut (&mut reader).take(content_length as u64),
+                &mut io::sink(),
+            )?;
+        }
         if shared.stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -189,5 +195,37 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
         if close {
             return Ok(());
         }
+    }
+}
+
+/// One line, any bytes (header values need not be UTF-8); `None` at the end of input.
+fn read_text_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// Reads a chunked body and its trailers.
+fn skip_chunked_body(reader: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let size = size.split(';').next().unwrap_or("").trim();
+        let size = u64::from_str_radix(size, 16)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        io::copy(&mut reader.by_ref().take(size + 2), &mut io::sink())?;
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use xcluster_envoy::UpstreamProtocol;
 use xcluster_filter::config::{
     AccessConfig, DestinationConfig, LocalConfig, PluginConfig, ReplayConfig, RouteConfig,
     RouteMatchConfig, SlowStartConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
@@ -13,7 +14,8 @@ use crate::kinds::Res;
 use crate::load::Error;
 
 impl Builder<'_> {
-    /// Registers an upstream; two different addresses for one upstream are an error.
+    /// Registers an upstream; two different addresses for one upstream are an error. It
+    /// speaks HTTP/2 when any port that reaches it does.
     pub(super) fn upstream(
         &mut self,
         name: &str,
@@ -30,7 +32,14 @@ impl Builder<'_> {
                         addr.host, addr.port, addr.source, old.host, old.port, old.source
                     )));
                 }
-                Some(_) => {}
+                Some(old) => {
+                    if addr.protocol == UpstreamProtocol::Http2 {
+                        up.address = Some(Address {
+                            protocol: UpstreamProtocol::Http2,
+                            ..old.clone()
+                        });
+                    }
+                }
                 None => up.address = Some(addr),
             }
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use xcluster_filter::config::ServiceAccountRef;
 
 use super::{envoy_cluster_name, Address, Builder, Draft, EndpointKey, GroupWeight, Subset};
-use crate::kinds::{k8s, selects, Res};
+use crate::kinds::{k8s, port_protocol, selects, Res};
 use crate::load::Error;
 
 impl Builder<'_> {
@@ -68,7 +68,7 @@ impl Builder<'_> {
             if !is_slice_of(slice, namespace, service) || self.cluster_of(slice)? != cluster {
                 continue;
             }
-            let port = slice.spec.ports.first().map(|p| p.port);
+            let port = slice.spec.ports.first();
             let host = slice
                 .spec
                 .endpoints
@@ -78,7 +78,12 @@ impl Builder<'_> {
             if let (Some(host), Some(port)) = (host, port) {
                 return Ok(Some(Address {
                     host: host.clone(),
-                    port,
+                    port: port.port,
+                    protocol: port_protocol(
+                        port.name.as_deref(),
+                        None,
+                        port.app_protocol.as_deref(),
+                    ),
                     source: slice.id(),
                 }));
             }
