@@ -217,6 +217,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
             slow_start: None,
+            health_check: None,
             targets,
         }],
     }

@@ -20,11 +20,12 @@ use crate::header_map::{as_str, header, parse_header_map, Header};
 use crate::health::{self, Outliers, SharedStore};
 use crate::matcher::{path_without_query, Request};
 use crate::outcome::{
-    Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ReplayCall, ReplayResult,
-    RequestOutcome, ResponseOutcome, TickOutcome,
+    Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ProbeCall, ProbeResult, ReplayCall,
+    ReplayResult, RequestOutcome, ResponseOutcome, TickOutcome,
 };
 use crate::path::{self, PathIssue};
 use crate::policy::Policy;
+use crate::probe::{ActiveHealth, Lease, Probe};
 use crate::replay::{self, Replay};
 use crate::stats::{DestinationStat, GlobalStat, Stat, StatLayout, TargetStat};
 
@@ -46,6 +47,10 @@ pub struct Engine {
     /// Per destination, the weights (percent) of its targets when some are on probation,
     /// as of the last tick.
     ramps: RefCell<Vec<Option<Vec<u8>>>>,
+    /// Active health checks.
+    health: RefCell<ActiveHealth>,
+    /// This worker's token for the prober's lease.
+    token: u64,
     rng: Cell<Rng>,
 }
 
@@ -57,6 +62,8 @@ impl Engine {
             outliers: RefCell::new(Outliers::new(&policy.destinations)),
             ejected_gauges: RefCell::new(vec![0; policy.destinations.len()]),
             ramps: RefCell::new(vec![None; policy.destinations.len()]),
+            health: RefCell::new(ActiveHealth::new(&policy.destinations)),
+            token: Rng::new(seed ^ 0x5eed_1ea5e).next_u64() | 1,
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
@@ -84,10 +91,21 @@ impl Engine {
         }
     }
 
-    /// Adopts other VMs' ejections and ends expired ones (at configure and on every tick);
-    /// the outcome sets the gauges that changed.
-    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome {
+    /// Adopts other VMs' ejections and ends expired ones, and the health checks' results
+    /// (at configure and on every tick); the outcome sets the gauges that changed and, on
+    /// the one worker that holds the prober's lease, sends the probes that are due.
+    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome<'_> {
         let mut out = TickOutcome::default();
+        if let Ok(mut active) = self.health.try_borrow_mut() {
+            if active.any() {
+                active.refresh(store);
+                if Lease::hold(store, self.token, now_ms) {
+                    for probe in active.due(now_ms) {
+                        out.probes.extend(self.probe_call(&active, probe));
+                    }
+                }
+            }
+        }
         if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
             outliers.refresh(store, now_ms);
             for d in 0..self.policy.destinations.len() {
@@ -102,13 +120,97 @@ impl Engine {
         out
     }
 
+    /// A probe's callout: `GET` the check's path (after the target's `path_prefix`) on the
+    /// target's Envoy cluster, with its `authority` (else, as Envoy, the cluster's name).
+    fn probe_call(&self, health: &ActiveHealth, probe: Probe) -> Option<ProbeCall<'_>> {
+        let check = health.check(probe.destination)?;
+        let t = self
+            .policy
+            .destinations
+            .get(probe.destination)?
+            .targets
+            .get(probe.target)?;
+        let path = match &t.path_prefix {
+            Some(prefix) => join_path(prefix, &check.path),
+            None => check.path.clone(),
+        };
+        let authority = t
+            .authority
+            .clone()
+            .unwrap_or_else(|| t.envoy_cluster.clone());
+        Some(ProbeCall {
+            probe,
+            cluster: &t.envoy_cluster,
+            headers: vec![
+                (":method", "GET".to_owned()),
+                (":path", path),
+                (":authority", authority),
+                ("user-agent", "xcluster-health-check".to_owned()),
+            ],
+            timeout_ms: check.timeout_ms,
+        })
+    }
+
+    /// The prober records a probe's answer (`None`: no answer): a failed probe is counted,
+    /// and a change of health is shared with every worker, counted and logged.
+    pub fn on_probe_response(
+        &self,
+        probe: Probe,
+        status: Option<u32>,
+        store: &impl SharedStore,
+        now_ms: u64,
+    ) -> ProbeResult<'_> {
+        let mut out = ProbeResult::default();
+        let Ok(mut health) = self.health.try_borrow_mut() else {
+            return out;
+        };
+        let (d, t) = (probe.destination as u32, probe.target as u32);
+        if !health
+            .check(probe.destination)
+            .is_some_and(|c| c.passes(status))
+        {
+            out.stats
+                .push(Stat::Target(TargetStat::HealthCheckFailed, d, t));
+        }
+        let Some(change) = health.record(probe, status, store, now_ms) else {
+            return out;
+        };
+        let stat = if change.healthy {
+            TargetStat::BecameHealthy
+        } else {
+            TargetStat::BecameUnhealthy
+        };
+        out.stats.push(Stat::Target(stat, d, t));
+        let dest = &self.policy.destinations[probe.destination];
+        out.log = Some(LogEvent {
+            level: if change.healthy {
+                Level::Info
+            } else {
+                Level::Warn
+            },
+            message: Message::HealthChanged {
+                target: &dest.targets[probe.target].name,
+                destination: &dest.name,
+                healthy: change.healthy,
+            },
+        });
+        out
+    }
+
     /// Destination `d`'s target weights in percent at `now_ms`, if some target is on
-    /// probation: within `slow_start.window_ms` after its ejection ended, ramping linearly
-    /// from `min_weight_percent`.
+    /// probation: within `slow_start.window_ms` after its ejection ended or it became
+    /// healthy again, ramping linearly from `min_weight_percent`.
     fn ramp(&self, outliers: &Outliers, d: usize, now_ms: u64) -> Option<Vec<u8>> {
         let slow = self.policy.destinations.get(d)?.slow_start.as_ref()?;
-        let ramp: Vec<u8> = outliers
-            .ejection_ends(d)
+        let active = self.health.try_borrow().ok()?;
+        let targets = self.policy.destinations[d].targets.len();
+        let mut returned: Vec<u64> = outliers.ejection_ends(d).collect();
+        returned.resize(targets, 0);
+        for (r, since) in returned.iter_mut().zip(active.healthy_since(d)) {
+            *r = (*r).max(since);
+        }
+        let ramp: Vec<u8> = returned
+            .into_iter()
             .map(|end| {
                 let since = now_ms
                     .checked_sub(end)
@@ -183,8 +285,11 @@ impl Engine {
                 return out;
             }
         }
-        let (Ok(outliers), Ok(ramps)) = (self.outliers.try_borrow(), self.ramps.try_borrow())
-        else {
+        let (Ok(outliers), Ok(active), Ok(ramps)) = (
+            self.outliers.try_borrow(),
+            self.health.try_borrow(),
+            self.ramps.try_borrow(),
+        ) else {
             let mut err = self.internal_error("outlier state in use");
             err.headers = out.headers;
             return err;
@@ -196,6 +301,7 @@ impl Engine {
             &mut DecideHost {
                 peer: &mut *peer,
                 outliers: &outliers,
+                health: &active,
                 ramps: &ramps,
             },
             &mut rng,
@@ -395,6 +501,7 @@ impl Engine {
         let mut host_buf = String::new();
         let req = Request::new(method, authority, &path, &saved, &mut host_buf);
         let outliers = self.outliers.try_borrow().ok()?;
+        let active = self.health.try_borrow().ok()?;
         let ramps = self.ramps.try_borrow().ok()?;
         let mut rng = self.rng.replace(Rng::new(0));
         let decision = decide_excluding(
@@ -403,6 +510,7 @@ impl Engine {
             &mut DecideHost {
                 peer,
                 outliers: &outliers,
+                health: &active,
                 ramps: &ramps,
             },
             &mut rng,
@@ -614,6 +722,7 @@ fn internal_error_log(what: &'static str) -> LogEvent<'static> {
 struct DecideHost<'a, P> {
     peer: &'a mut P,
     outliers: &'a Outliers,
+    health: &'a ActiveHealth,
     ramps: &'a [Option<Vec<u8>>],
 }
 
@@ -623,7 +732,7 @@ impl<P: Peer> Host for DecideHost<'_, P> {
     }
 
     fn ejected(&self, d: usize) -> u64 {
-        self.outliers.ejected(d)
+        self.outliers.ejected(d) | self.health.unhealthy(d)
     }
 
     fn ramp(&self, d: usize) -> Option<&[u8]> {

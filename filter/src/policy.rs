@@ -14,6 +14,7 @@ use crate::hash::{hash_bytes, push_hex, Map};
 use crate::matcher::{
     HeaderCondition, HostPattern, MethodSet, PathCondition, Route, RouteTable, ValueCondition,
 };
+use crate::probe::HealthCheck;
 use crate::regex::{compile_regex, RegexCache};
 use crate::replay::ReplayPolicy;
 
@@ -172,6 +173,8 @@ pub struct Destination {
     pub outlier_detection: Option<OutlierDetectionConfig>,
     /// Probation of returning targets.
     pub slow_start: Option<SlowStartConfig>,
+    /// Active health checks.
+    pub health_check: Option<HealthCheck>,
 }
 
 /// The compiled, validated policy.
@@ -673,6 +676,11 @@ fn compile_destination(
         sticky: d.sticky.clone(),
         outlier_detection: d.outlier_detection.clone(),
         slow_start: d.slow_start.clone(),
+        health_check: d
+            .health_check
+            .as_ref()
+            .map(|c| HealthCheck::compile(&format!("{path}.health_check"), c))
+            .transpose()?,
     })
 }
 

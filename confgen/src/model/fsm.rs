@@ -105,6 +105,7 @@ impl Builder<'_> {
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
             slow_start: None,
+            health_check: None,
             targets: Vec::new(),
         };
         self.add_destination(res, dest, drafts, true)?;

@@ -64,6 +64,7 @@ impl Builder<'_> {
                         sticky: None,
                         outlier_detection: None,
                         slow_start: None,
+                        health_check: None,
                         targets: Vec::new(),
                     };
                     self.add_destination(tp, dest, drafts, true)?;
@@ -131,6 +132,7 @@ impl Builder<'_> {
                 sticky: None,
                 outlier_detection: Some(OutlierDetectionConfig::default()),
                 slow_start: None,
+                health_check: None,
                 targets: Vec::new(),
             };
             self.add_destination(vd, dest, drafts, true)?;
@@ -183,6 +185,7 @@ impl Builder<'_> {
                         sticky: None,
                         outlier_detection: None,
                         slow_start: None,
+                        health_check: None,
                         targets: Vec::new(),
                     };
                     self.add_destination(rt, dest, drafts, false)?;

@@ -260,6 +260,7 @@ impl<'a> Builder<'a> {
             sticky: None,
             outlier_detection: outlier,
             slow_start: None,
+            health_check: None,
             targets: Vec::new(),
         };
         self.add_destination(vs, dest, drafts, false)

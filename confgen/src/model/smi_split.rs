@@ -51,6 +51,7 @@ impl Builder<'_> {
                 sticky: None,
                 outlier_detection: None,
                 slow_start: None,
+                health_check: None,
                 targets: Vec::new(),
             };
             self.add_destination(ts, dest, drafts, true)?;
