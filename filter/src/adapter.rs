@@ -332,7 +332,7 @@ impl RootContext for Root {
         log_event(&plugin.engine.configured());
         self.plugin = Some(Rc::clone(&plugin));
         self.probes.clear();
-        self.execute(plugin.engine.on_tick(&HostShared, now_ms()));
+        self.execute(plugin.engine.on_configure(&HostShared, now_ms()));
         let _ = hostcalls::set_tick_period(TICK);
         true
     }

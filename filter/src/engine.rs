@@ -95,11 +95,21 @@ impl Engine {
     /// (at configure and on every tick); the outcome sets the gauges that changed and, on
     /// the one worker that holds the prober's lease, sends the probes that are due.
     pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome<'_> {
+        self.refresh(store, now_ms, true)
+    }
+
+    /// What [`Self::on_tick`] does but probing: at configure, on a VM that may be Envoy's
+    /// throw-away canary (which never ticks, and must not hold the prober's lease).
+    pub fn on_configure(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome<'_> {
+        self.refresh(store, now_ms, false)
+    }
+
+    fn refresh(&self, store: &impl SharedStore, now_ms: u64, probe: bool) -> TickOutcome<'_> {
         let mut out = TickOutcome::default();
         if let Ok(mut active) = self.health.try_borrow_mut() {
             if active.any() {
                 active.refresh(store);
-                if Lease::hold(store, self.token, now_ms) {
+                if probe && Lease::hold(store, self.token, now_ms) {
                     for probe in active.due(now_ms) {
                         out.probes.extend(self.probe_call(&active, probe));
                     }

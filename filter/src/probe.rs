@@ -19,6 +19,10 @@ pub const LEASE_KEY: &str = "xcluster.hc.lease";
 /// How long a lease lasts without renewal (three ticks).
 pub const LEASE_MS: u64 = 3_000;
 
+/// A probe is due this much before its time: ticks come about a second apart, not exactly,
+/// and a tick a little early must not skip a round.
+const DUE_SLACK_MS: u64 = 500;
+
 /// A destination's compiled health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
@@ -251,13 +255,13 @@ impl ActiveHealth {
         }
     }
 
-    /// On the prober's tick: the probes that are due at `now_ms`.
+    /// On the prober's tick: the probes that are due at `now_ms` (within half a tick).
     pub fn due(&mut self, now_ms: u64) -> Vec<Probe> {
         let mut probes = Vec::new();
         for (d, checked) in self.destinations.iter_mut().enumerate() {
             let Some(checked) = checked else { continue };
             for (t, target) in checked.targets.iter_mut().enumerate() {
-                if !target.in_flight && target.next_ms <= now_ms {
+                if !target.in_flight && target.next_ms <= now_ms + DUE_SLACK_MS {
                     target.in_flight = true;
                     target.next_ms = now_ms + checked.check.interval_ms;
                     probes.push(Probe {
@@ -387,8 +391,8 @@ mod tests {
             target: 0,
         };
         health.record(a, Some(200), &store, 100);
-        assert!(health.due(1_999).is_empty());
-        assert_eq!(health.due(2_000), [a]);
+        assert!(health.due(1_499).is_empty());
+        assert_eq!(health.due(1_500), [a], "a tick a little early");
     }
 
     #[test]

@@ -73,6 +73,12 @@ fn one_worker_of_four_probes_every_target() {
     let host = host();
     let cfg = checked(json!({}));
     let vms: Vec<_> = (0..4).map(|_| start(&host, &cfg)).collect();
+    host.tick().unwrap();
+    assert_eq!(
+        host.http_calls().len(),
+        3,
+        "probes on the first tick (Envoy's canary VM must not hold the lease)"
+    );
     let mut probers = Vec::new();
     for _ in 0..5 {
         probers.extend(probe_round(&host, &[]));
@@ -141,8 +147,9 @@ fn a_failing_target_is_drained_within_interval_times_threshold_and_comes_back_on
 fn probes_that_time_out_count_as_failures() {
     let host = host();
     let vm = start(&host, &checked(json!({})));
-    // Nobody answers: the rounds at 0, 2 and 4 s time out after 500 ms each.
-    host.advance(Duration::from_millis(4500)).unwrap();
+    // Nobody answers: the rounds of the ticks at 1 and 3 s time out after 500 ms each (the
+    // configure does not probe: on Envoy that VM may be the canary, which never ticks).
+    host.advance(Duration::from_millis(3600)).unwrap();
     let (s, _) = send(&vm, &get("/", &[]), None);
     assert_eq!(
         s.local_reply().map(|r| r.details),
@@ -150,6 +157,6 @@ fn probes_that_time_out_count_as_failures() {
     );
     assert_eq!(
         host.counter("xcluster_health_check_failures_total.destination=.=d;.;target=.=a;.;"),
-        Some(3)
+        Some(2)
     );
 }

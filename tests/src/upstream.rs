@@ -2,7 +2,8 @@
 //! `content-length` or chunked, trailers read and dropped). Every request is answered
 //! `200 Hi, I am from <name>`, with the path it received echoed in the `x-upstream-path`
 //! response header; the `x-test-id` of each request answered is kept (to count
-//! deliveries). Stopping it closes the listener and every open
+//! deliveries), and health-check probes are counted apart. It can be made to answer `503`
+//! to everything, as a sick instance. Stopping it closes the listener and every open
 //! connection, so Envoy sees connect failures, like a cluster going down.
 
 use std::collections::HashMap;
@@ -11,6 +12,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// The path health checks probe.
+pub const HEALTH_PATH: &str = "/healthz";
 
 /// The greeting an upstream named `name` answers with.
 pub fn greeting(name: &str) -> String {
@@ -22,6 +26,10 @@ struct Shared {
     stopping: AtomicBool,
     served: AtomicU64,
     test_ids: Mutex<Vec<String>>,
+    /// Answer every request 503, as a sick instance.
+    failing: AtomicBool,
+    /// Requests for [`HEALTH_PATH`].
+    probes: AtomicU64,
     next_conn: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
@@ -68,9 +76,19 @@ impl Upstream {
         self.addr
     }
 
-    /// How many requests it has answered.
+    /// How many requests it has answered (health-check probes apart).
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// Makes the server answer every request, its health path too, `503` (or `200` again).
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// How many requests for [`HEALTH_PATH`] it got.
+    pub fn probes(&self) -> u64 {
+        self.shared.probes.load(Ordering::Relaxed)
     }
 
     /// The `x-test-id` of every request answered, in order.
@@ -183,12 +201,22 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
         if shared.stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let probe = path.ends_with(HEALTH_PATH);
+        let status = if shared.failing.load(Ordering::SeqCst) {
+            "503 Service Unavailable"
+        } else {
+            "200 OK"
+        };
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-upstream-path: {path}\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-upstream-path: {path}\r\n\r\n{body}",
             body.len()
         );
         writer.write_all(response.as_bytes())?;
-        shared.served.fetch_add(1, Ordering::Relaxed);
+        if probe {
+            shared.probes.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shared.served.fetch_add(1, Ordering::Relaxed);
+        }
         if let (Some(id), Ok(mut ids)) = (test_id, shared.test_ids.lock()) {
             ids.push(id);
         }
