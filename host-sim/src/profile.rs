@@ -112,6 +112,12 @@ pub struct Failure {
     /// First request number that succeeds again (default: never).
     #[serde(default)]
     pub until: Option<u64>,
+    /// Virtual time (ms since the run started) from which it fails (default 0).
+    #[serde(default)]
+    pub from_ms: u64,
+    /// Virtual time from which it succeeds again (default: never).
+    #[serde(default)]
+    pub until_ms: Option<u64>,
 }
 
 fn default_status() -> u16 {
@@ -119,9 +125,13 @@ fn default_status() -> u16 {
 }
 
 impl Failure {
-    /// Whether request number `i` to this target fails.
-    pub fn active(&self, i: u64) -> bool {
-        i >= self.from && self.until.is_none_or(|u| i < u)
+    /// Whether request number `i` to this target, at `ms` into the run, fails (every
+    /// request then: a replay of it, a health-check probe).
+    pub fn active(&self, i: u64, ms: u64) -> bool {
+        i >= self.from
+            && self.until.is_none_or(|u| i < u)
+            && ms >= self.from_ms
+            && self.until_ms.is_none_or(|u| ms < u)
     }
 }
 
