@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 
 use log::Level;
 
@@ -234,15 +235,16 @@ impl Engine {
         ramp.iter().any(|&p| p < 100).then_some(ramp)
     }
 
+    /// The weight, in percent, of target `t` of destination `d` if it is on probation.
+    fn probation(&self, d: usize, t: usize) -> Option<u8> {
+        let ramps = self.ramps.try_borrow().ok()?;
+        let pct = *ramps.get(d)?.as_ref()?.get(t)?;
+        (pct < 100).then_some(pct)
+    }
+
     /// Whether target `t` of destination `d` is on probation.
     fn on_probation(&self, d: usize, t: usize) -> bool {
-        self.ramps.try_borrow().is_ok_and(|ramps| {
-            ramps
-                .get(d)
-                .and_then(Option::as_ref)
-                .and_then(|r| r.get(t))
-                .is_some_and(|&p| p < 100)
-        })
+        self.probation(d, t).is_some()
     }
 
     /// The ejected-targets gauge of destination `d`, if it changed since last set.
@@ -469,7 +471,10 @@ impl Engine {
             }
         }
         if let Some(name) = &self.policy.decision_header {
-            if let Some(value) = describe(&self.policy, &observe.decision) {
+            if let Some(mut value) = describe(&self.policy, &observe.decision) {
+                if let Some(pct) = self.probation(destination, target) {
+                    let _ = write!(value, "; probation={pct}%");
+                }
                 out.header = Some(HeaderOp::Add(name, Cow::Owned(value)));
             }
         }

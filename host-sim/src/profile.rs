@@ -246,8 +246,26 @@ failures:
         assert_eq!(p.traffic[1].headers(5)[1].1, "/p/5");
         let f = &p.failures[0];
         assert_eq!(
-            (f.active(1), f.active(2), f.active(3), f.active(4)),
+            (
+                f.active(1, 0),
+                f.active(2, 0),
+                f.active(3, 0),
+                f.active(4, 0)
+            ),
             (false, true, true, false)
+        );
+        let by_time = crate::profile::Failure {
+            from_ms: 2000,
+            until_ms: Some(3000),
+            ..f.clone()
+        };
+        assert_eq!(
+            (
+                by_time.active(2, 1999),
+                by_time.active(2, 2000),
+                by_time.active(2, 3000)
+            ),
+            (false, true, false)
         );
     }
 

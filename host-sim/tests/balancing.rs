@@ -246,6 +246,18 @@ fn a_returning_target_takes_traffic_back_gradually_and_one_failure_ejects_it_aga
     let early = spread(&vm, 1000);
     let back = early.get("t0").copied().unwrap_or(0);
     assert!((50..=160).contains(&back), "t0 at ~10 %: {early:?}");
+    let on_probation = (0..50).find_map(|_| {
+        let (mut s, _) = send(&vm, &get("/", &[]), None);
+        s.response_headers(&[(":status", "200")], true).unwrap();
+        s.response_header("x-decision")
+            .filter(|d| d.contains("target=t0"))
+    });
+    assert!(
+        on_probation
+            .as_deref()
+            .is_some_and(|d| d.ends_with("; probation=10%")),
+        "{on_probation:?}"
+    );
     // Half way through the window: about half.
     host.advance(Duration::from_millis(4_000)).unwrap();
     let half = spread(&vm, 1000).get("t0").copied().unwrap_or(0);
