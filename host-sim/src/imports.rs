@@ -576,9 +576,13 @@ pub(crate) fn link(linker: &mut Linker<VmData>) -> Result<(), LinkerError> {
 /// Counts a host call against the effective context (a stream, or the VM's root); true
 /// when the test made this import fail ([`crate::Host::fail_import`]).
 fn note(c: &mut Ctx<'_>, name: &'static str) -> bool {
+    let fuel = c.get_fuel().unwrap_or(0);
     let data = c.data_mut();
     let calls = match data.streams.get_mut(&data.effective) {
-        Some(stream) => &mut stream.host_calls,
+        Some(stream) => {
+            stream.host_call_trace.push((name, fuel));
+            &mut stream.host_calls
+        }
         None => &mut data.root_host_calls,
     };
     *calls.entry(name).or_default() += 1;

@@ -390,6 +390,19 @@ impl HttpStream {
         .unwrap_or_default()
     }
 
+    /// The host calls of this stream in order, each with the wasm instructions its callback
+    /// had run when it was made (a profile of where a callback spends its work).
+    pub fn host_call_trace(&self) -> Vec<(String, u64)> {
+        let budget = self.vm().host().options().fuel_per_callback;
+        self.with_state(|s| {
+            s.host_call_trace
+                .iter()
+                .map(|(name, left)| (name.to_string(), budget.saturating_sub(*left)))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Property paths the filter read for this stream (segments joined with `.`), in order.
     pub fn property_reads(&self) -> Vec<String> {
         self.with_state(|s| s.property_reads.clone())

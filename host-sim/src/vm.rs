@@ -59,6 +59,8 @@ pub(crate) struct StreamState {
     pub closed: Vec<StreamType>,
     /// Host calls the filter made in this stream's context, by import name.
     pub host_calls: BTreeMap<&'static str, u64>,
+    /// Each host call in order, with the fuel left when it was made.
+    pub host_call_trace: Vec<(&'static str, u64)>,
     /// Property paths the filter read (segments joined with `.`), in order.
     pub property_reads: Vec<String>,
 }

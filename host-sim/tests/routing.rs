@@ -355,6 +355,30 @@ fn a_routed_request_crosses_the_vm_boundary_a_bounded_number_of_times() {
 }
 
 #[test]
+fn the_host_call_trace_orders_calls_by_the_work_done_before_them() {
+    let host = new_host();
+    let vm = start(&host, &one_target());
+    let (s, _) = send(&vm, &get("/", &[]), None);
+    let trace = s.host_call_trace();
+    let counted: u64 = s.host_calls().values().sum();
+    assert_eq!(trace.len() as u64, counted, "{trace:?}");
+    // The headers are read before the cluster header is written, and the work a
+    // callback has done only grows within it.
+    let read = trace
+        .iter()
+        .position(|(n, _)| n == "proxy_get_header_map_pairs");
+    let write = trace.iter().position(|(n, _)| {
+        n == "proxy_replace_header_map_value" || n == "proxy_add_header_map_value"
+    });
+    assert!(
+        read.is_some() && write.is_some() && read < write,
+        "{trace:?}"
+    );
+    assert!(trace.windows(2).all(|w| w[0].1 <= w[1].1), "{trace:?}");
+    assert!(trace.last().map(|(_, f)| *f).unwrap_or(0) <= s.instructions());
+}
+
+#[test]
 fn star_or_empty_hosts_match_any_host() {
     let host = new_host();
     let dests = |hosts: serde_json::Value| {
