@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{Cluster, Listener, SocketAddress};
+use crate::{Cluster, Listener, SocketAddress, StatsConfig};
 
 /// An Envoy bootstrap with static resources (`envoy.config.bootstrap.v3.Bootstrap`).
 #[derive(Debug, Clone, Default)]
@@ -15,6 +15,8 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// Clusters, in order.
     pub clusters: Vec<Cluster>,
+    /// `stats_config`: tags extracted from stat names, stats kept.
+    pub stats_config: Option<StatsConfig>,
 }
 
 impl Bootstrap {
@@ -31,6 +33,9 @@ impl Bootstrap {
         }
         if let Some(admin) = &self.admin {
             doc["admin"] = json!({ "address": admin.render() });
+        }
+        if let Some(stats) = &self.stats_config {
+            doc["stats_config"] = stats.render();
         }
         doc
     }
@@ -101,6 +106,7 @@ mod tests {
         assert_eq!(doc["node"]["metadata"]["CLUSTER_ID"], "cluster-2");
         assert_eq!(doc["node"]["locality"], json!({ "region": "eu" }));
         assert!(doc.get("admin").is_none());
+        assert!(doc.get("stats_config").is_none());
 
         node.cluster_id = None;
         node.locality = Locality::default();

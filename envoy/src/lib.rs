@@ -34,12 +34,16 @@ mod bootstrap;
 mod cluster;
 mod http;
 mod listener;
+mod stats;
 mod tls;
 
 pub use bootstrap::{Bootstrap, Locality, Node};
-pub use cluster::Cluster;
-pub use http::{HttpConnectionManager, HttpFilter, Route, RouteAction, WasmFilter};
+pub use cluster::{istio_outbound_cluster, Cluster};
+pub use http::{
+    HeaderMatch, HttpConnectionManager, HttpFilter, Route, RouteAction, VirtualHost, WasmFilter,
+};
 pub use listener::{Listener, SocketAddress};
+pub use stats::{StatsConfig, StatsTag, XCLUSTER_STAT_TAGS};
 pub use tls::{DataSource, DownstreamTls};
 
 /// Body of the fallback `404` for requests that carry no cluster header (the filter did

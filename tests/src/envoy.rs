@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xcluster_envoy::{
-    Cluster, DataSource, DownstreamTls, HttpConnectionManager, SocketAddress, WasmFilter,
+    Cluster, DataSource, DownstreamTls, HttpConnectionManager, SocketAddress, StatsConfig,
+    WasmFilter,
 };
 use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
@@ -101,6 +102,7 @@ impl Bootstrap {
                 .iter()
                 .map(|(name, addr)| Cluster::new(name.as_str(), (*addr).into()))
                 .collect(),
+            stats_config: Some(StatsConfig::xcluster()),
         }
         .render()
     }

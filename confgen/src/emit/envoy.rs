@@ -2,14 +2,15 @@
 //! their addresses, targets sharing an address share one Envoy cluster, and the plugin
 //! config goes into the wasm filter; [`xcluster_envoy`] renders the rest: one gateway
 //! listener (`xcluster_gateway`) running the filter before the router, the route that
-//! follows the cluster header with its fallback 404, and the clusters.
+//! follows the cluster header with its fallback 404, the clusters, and the stats tags that
+//! make the filter's metrics Prometheus labels.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use xcluster_envoy::{
     Bootstrap, Cluster, DataSource, DownstreamTls, HttpConnectionManager, Listener, Locality, Node,
-    SocketAddress, WasmFilter,
+    SocketAddress, StatsConfig, WasmFilter,
 };
 use xcluster_filter::config::{ServiceAccountRef, DEFAULT_CLUSTER_HEADER};
 
@@ -299,6 +300,7 @@ pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
         admin: opts.admin.clone(),
         listeners: vec![listener],
         clusters,
+        stats_config: Some(StatsConfig::xcluster()),
     }
     .render())
 }
