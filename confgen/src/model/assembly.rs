@@ -101,6 +101,12 @@ impl Builder<'_> {
                 targets: drafts,
                 origin,
             } = draft;
+            if drafts.is_empty() {
+                return Err(Error::plain(format!(
+                    "{origin}: {} has no target",
+                    dest.name
+                )));
+            }
             dest.targets = name_targets(&drafts)?;
             for (t, d) in dest.targets.iter().zip(&drafts) {
                 target_keys.insert((dest.name.clone(), t.name.clone()), d.key.clone());
@@ -216,8 +222,9 @@ fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
         .iter()
         .map(|d| (d.key.namespace.as_str(), d.key.service.as_str()))
         .collect();
-    let lcm = drafts.iter().fold(1u64, |acc, d| {
-        acc / gcd(acc, d.group.size.max(1)) * d.group.size.max(1)
+    let lcm = drafts.iter().try_fold(1u64, |acc, d| {
+        let size = d.group.size.max(1);
+        (acc / gcd(acc, size)).checked_mul(size)
     });
     let mut out = Vec::new();
     for d in drafts {
@@ -228,9 +235,16 @@ fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
         if let Some(s) = &d.subset {
             name = format!("{name}/{s}");
         }
-        let weight = d.group.weight * lcm / d.group.size.max(1);
-        let weight = u32::try_from(weight)
-            .map_err(|_| Error::plain(format!("target {name}: weight {weight} is too large")))?;
+        let weight = lcm
+            .and_then(|lcm| d.group.weight.checked_mul(lcm))
+            .map(|w| w / d.group.size.max(1))
+            .and_then(|w| u32::try_from(w).ok())
+            .ok_or_else(|| {
+                Error::plain(format!(
+                    "target {name}: weight {} shared by {} is too large",
+                    d.group.weight, d.group.size
+                ))
+            })?;
         if out.iter().any(|t: &TargetConfig| t.name == name) {
             return Err(Error::plain(format!(
                 "target {name} appears twice in one destination"
@@ -352,9 +366,24 @@ mod tests {
         let huge = [draft("east", "r", None, GroupWeight::single(1 << 32))];
         let e = name_targets(&huge).unwrap_err().to_string();
         assert!(
-            e.contains("target east: weight 4294967296 is too large"),
+            e.contains("target east: weight 4294967296 shared by 1 is too large"),
             "{e}"
         );
+        // Regression: `group.weight * lcm` overflowed u64 (a panic in debug builds).
+        let overflow = [
+            draft(
+                "a",
+                "r",
+                None,
+                GroupWeight {
+                    weight: u64::MAX,
+                    size: 2,
+                },
+            ),
+            draft("b", "r", None, GroupWeight { weight: 1, size: 3 }),
+        ];
+        let e = name_targets(&overflow).unwrap_err().to_string();
+        assert!(e.contains("target a: weight"), "{e}");
     }
 
     #[test]

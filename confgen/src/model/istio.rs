@@ -39,7 +39,10 @@ impl HostRef<'_> {
 
 impl<'a> Builder<'a> {
     /// What `host`, written in `namespace`, names: a `ServiceEntry` listing it, else the
-    /// service of a short or `.svc[.cluster.local]` name; `None` for other host names.
+    /// Kubernetes service of a short name (in `namespace`) or of
+    /// `NAME.NAMESPACE.svc.cluster.local`; `None` for other host names. As Istio
+    /// (`ResolveShortnameToFQDN`), only names without dots are expanded: `example.com` and
+    /// `reviews.bookinfo` are host names, not services.
     pub(super) fn resolve_host(&self, host: &str, namespace: &str) -> Option<HostRef<'a>> {
         if let Some(se) = self
             .res
@@ -55,12 +58,10 @@ impl<'a> Builder<'a> {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
             }),
-            [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => {
-                Some(HostRef::Service {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                })
-            }
+            [name, ns, "svc", "cluster", "local"] => Some(HostRef::Service {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            }),
             _ => None,
         }
     }
@@ -447,13 +448,16 @@ mod tests {
         let resolve = |host| b.resolve_host(host, "bookinfo");
         let reviews = service("bookinfo", "reviews");
         assert!(resolve("reviews").is_some_and(|h| h.is(&reviews)));
-        assert!(resolve("reviews.bookinfo.svc").is_some_and(|h| h.is(&reviews)));
         let other = service("other", "reviews");
-        assert!(resolve("reviews.other").is_some_and(|h| h.is(&other)));
         assert!(resolve("reviews.other.svc.cluster.local").is_some_and(|h| h.is(&other)));
         assert!(!other.is(&reviews));
         assert!(resolve("reviews.other.svc.cluster").is_none());
         assert!(resolve("reviews.example.com").is_none());
+        // Regression: two- and three-label names were taken for NAME.NAMESPACE[.svc]; Istio
+        // only expands names without dots, so `example.com` is no service `example` in `com`.
+        assert!(resolve("example.com").is_none());
+        assert!(resolve("reviews.other").is_none());
+        assert!(resolve("reviews.bookinfo.svc").is_none());
     }
 
     #[test]
