@@ -81,9 +81,10 @@ struct EnvoyArgs {
     /// Envoy admin address.
     #[arg(long, value_name = "HOST:PORT")]
     admin: Option<String>,
-    /// Address (and optionally ServiceAccount) of a target:
+    /// Address (and optionally ServiceAccount, default `default`) of a target:
     /// CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]. SUBSET is an Istio
-    /// subset name or key=value[,key=value] labels. Overrides addresses from the input.
+    /// subset name or key=value[,key=value] labels. Overrides addresses from the input; in
+    /// the local cluster it also declares an instance of a service the inputs know.
     #[arg(long = "endpoint", value_name = "SPEC")]
     endpoints: Vec<EndpointFlag>,
     /// Server certificate for downstream mTLS.
@@ -167,6 +168,7 @@ fn options(c: &Common) -> Result<Options, Error> {
             Mode::Enforce => AccessMode::Enforce,
             Mode::DryRun => AccessMode::DryRun,
         }),
+        instances: Vec::new(),
     })
 }
 
@@ -181,7 +183,11 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
             Ok((explain::render(&model), Vec::new()))
         }
         Command::Envoy(a) => {
-            let mut model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
+            let opts = Options {
+                instances: a.endpoints.iter().map(EndpointFlag::instance).collect(),
+                ..options(&a.common)?
+            };
+            let mut model = xcluster_confgen::generate(&a.common.files, &opts)?;
             envoy::apply_endpoints(&mut model, &a.endpoints)?;
             xcluster_confgen::validate(&model.config)?;
             let tls = match (a.tls_cert, a.tls_key, a.client_ca) {

@@ -317,3 +317,38 @@ spec:
     );
     assert!(text.contains("port_value: 18003"), "{text}");
 }
+
+#[test]
+fn an_endpoint_in_the_local_cluster_declares_an_instance_of_an_imported_service() {
+    let input = "apiVersion: flomesh.io/v1alpha1
+kind: ServiceImport
+metadata: {name: echo, namespace: demo}
+spec:
+  ports:
+  - port: 8080
+    endpoints:
+    - clusterKey: default/default/default/c1
+      target: {ip: 10.0.0.1, port: 81, path: /c1/echo}
+---
+apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata: {name: echo, namespace: demo}
+spec: {lbType: Locality}
+";
+    let args = [
+        "envoy",
+        "-f",
+        "-",
+        "--local-cluster",
+        "c2",
+        "--wasm",
+        "x.wasm",
+        "--listen",
+        "127.0.0.1:0",
+        "--endpoint",
+        "c2/demo/echo=127.0.0.1:8080",
+    ];
+    let yaml = stdout_of(run_with_stdin(&args, input));
+    assert!(yaml.contains("name: \"xc|c2|demo|echo\""), "{yaml}");
+    assert!(yaml.contains("port_value: 8080"), "{yaml}");
+}

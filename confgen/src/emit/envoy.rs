@@ -16,7 +16,7 @@ use xcluster_filter::config::{ServiceAccountRef, DEFAULT_CLUSTER_HEADER};
 
 use crate::kinds::labels_text;
 use crate::load::Error;
-use crate::model::{Address, Model};
+use crate::model::{Address, Instance, Model};
 
 /// Name of the bootstrap's one listener.
 pub const LISTENER: &str = "xcluster_gateway";
@@ -43,6 +43,17 @@ pub struct EndpointFlag {
     pub account: Option<ServiceAccountRef>,
     /// The flag as written.
     pub text: String,
+}
+
+impl EndpointFlag {
+    /// The service instance the flag names (its subset aside).
+    pub fn instance(&self) -> Instance {
+        Instance {
+            cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+            service: self.service.clone(),
+        }
+    }
 }
 
 impl std::str::FromStr for EndpointFlag {

@@ -95,6 +95,7 @@ impl Builder<'_> {
         let mut destinations = Vec::new();
         let mut origins = BTreeMap::new();
         let mut target_keys = BTreeMap::new();
+        let mut backends = BTreeMap::new();
         for draft in std::mem::take(&mut self.destinations) {
             let DestinationDraft {
                 config: mut dest,
@@ -109,7 +110,9 @@ impl Builder<'_> {
             }
             dest.targets = name_targets(&drafts)?;
             for (t, d) in dest.targets.iter().zip(&drafts) {
-                target_keys.insert((dest.name.clone(), t.name.clone()), d.key.clone());
+                let id = (dest.name.clone(), t.name.clone());
+                target_keys.insert(id.clone(), d.key.clone());
+                backends.insert(id, d.backend.clone());
             }
             if dest.targets.iter().all(|t| t.weight == 0) {
                 return Err(Error::plain(format!(
@@ -137,6 +140,7 @@ impl Builder<'_> {
             upstreams: self.upstreams,
             origins,
             target_keys,
+            backends,
             warnings: self.warnings,
         })
     }
@@ -272,7 +276,7 @@ mod tests {
     use xcluster_filter::config::{LocalityConfig, ServiceAccountRef};
 
     use super::*;
-    use crate::model::GroupWeight;
+    use crate::model::{Backend, GroupWeight};
 
     fn draft(cluster: &str, service: &str, subset: Option<&str>, group: GroupWeight) -> Draft {
         Draft {
@@ -283,6 +287,7 @@ mod tests {
                 subset: subset.iter().map(|s| s.to_string()).collect(),
             },
             subset: subset.map(String::from),
+            backend: Backend::Gateway,
             group,
             service_account: ServiceAccountRef {
                 namespace: "ns".into(),
