@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xcluster_confgen::emit::envoy::{EndpointFlag, EnvoyOptions, Tls};
+use xcluster_confgen::emit::istio::IstioOptions;
 use xcluster_confgen::emit::wasmplugin::WasmPluginOptions;
-use xcluster_confgen::emit::{config, envoy, explain, wasmplugin, yaml};
+use xcluster_confgen::emit::{config, envoy, explain, image, istio, wasmplugin, yaml};
 use xcluster_confgen::load::Error;
 use xcluster_confgen::model::Options;
 use xcluster_envoy::SocketAddress;
@@ -37,11 +38,37 @@ enum Command {
         after_help = "Example:\n  xcluster-gen wasmplugin -f examples/002-fsm/common -f examples/002-fsm/active-active \\\n    --local-cluster cluster-2 --url oci://registry.example/xcluster:0.1 --selector istio=ingressgateway"
     )]
     Wasmplugin(WasmPluginArgs),
+    /// Print what an Istio gateway needs: the WasmPlugin, VirtualServices mapping the
+    /// filter's header to Istio destinations, DestinationRule subsets and ServiceEntries.
+    #[command(
+        after_help = "Example:\n  xcluster-gen istio -f examples/004-istio-50-50 --local-cluster cluster-a \\\n    --url oci://registry.example/xcluster:0.1.0 --image target/image --gateway istio-system/ingressgateway"
+    )]
+    Istio(IstioArgs),
+    /// Write the filter as an OCI image layout Istio can pull; print its manifest digest.
+    #[command(
+        after_help = "Example:\n  xcluster-gen image --wasm target/wasm32-wasip1/release/xcluster_filter.wasm -o target/image --tag 0.1.0\n  skopeo copy oci:target/image:0.1.0 docker://registry.example/xcluster:0.1.0"
+    )]
+    Image(ImageArgs),
     /// Explain, per route, the targets, their weight share and tier, and their callers.
     #[command(
         after_help = "Example:\n  xcluster-gen explain -f examples/002-fsm/common -f examples/002-fsm/smi --local-cluster cluster-2"
     )]
-    Explain(Common),
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Output format: text, or a Mermaid flowchart.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Mermaid,
 }
 
 #[derive(Args)]
@@ -102,18 +129,80 @@ struct EnvoyArgs {
 struct WasmPluginArgs {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    plugin: PluginArgs,
+}
+
+#[derive(Args)]
+struct PluginArgs {
     /// Module URL (oci://, https://, file://).
     #[arg(long)]
     url: String,
-    /// Local copy of the module: its sha256 goes into the WasmPlugin.
+    /// For https:// and file:// URLs, a local copy of the module: its sha256 goes into the
+    /// WasmPlugin.
     #[arg(long, value_name = "FILE")]
     wasm: Option<String>,
-    /// Namespace of the WasmPlugin.
+    /// For oci:// URLs, the image as written by `xcluster-gen image`: its manifest digest
+    /// goes into the WasmPlugin's sha256.
+    #[arg(long, value_name = "DIR")]
+    image: Option<String>,
+    /// Namespace of the WasmPlugin (the gateway workload's).
     #[arg(long, default_value = "istio-system")]
     namespace: String,
-    /// Workload selector label (repeatable).
+    /// Workload selector label (repeatable; default istio=ingressgateway: without a
+    /// selector a WasmPlugin in Istio's root namespace applies to every proxy).
     #[arg(long = "selector", value_name = "KEY=VALUE")]
     selectors: Vec<String>,
+}
+
+impl PluginArgs {
+    fn options(self) -> Result<WasmPluginOptions, Error> {
+        let mut selector = Vec::new();
+        for s in &self.selectors {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| Error::plain(format!("--selector {s:?}: expected KEY=VALUE")))?;
+            selector.push((k.to_string(), v.to_string()));
+        }
+        if selector.is_empty() {
+            selector.push(("istio".to_string(), "ingressgateway".to_string()));
+        }
+        Ok(WasmPluginOptions {
+            url: self.url,
+            wasm: self.wasm,
+            image: self.image,
+            namespace: self.namespace,
+            selector,
+        })
+    }
+}
+
+#[derive(Args)]
+struct IstioArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    plugin: PluginArgs,
+    /// The Istio Gateway the VirtualServices bind to.
+    #[arg(
+        long,
+        value_name = "NS/NAME",
+        default_value = "istio-system/ingressgateway"
+    )]
+    gateway: String,
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// The filter's .wasm file.
+    #[arg(long, value_name = "FILE")]
+    wasm: String,
+    /// Directory of the OCI image layout (created, or replaced if it holds one).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+    /// Tag of the image in the layout.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
 }
 
 fn main() -> ExitCode {
@@ -178,9 +267,27 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
             let model = xcluster_confgen::generate(&c.files, &options(&c)?)?;
             Ok((config::render(&model), model.warnings))
         }
-        Command::Explain(c) => {
-            let model = xcluster_confgen::generate(&c.files, &options(&c)?)?;
-            Ok((explain::render(&model), Vec::new()))
+        Command::Explain(a) => {
+            let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
+            let text = match a.format {
+                Format::Text => explain::render(&model),
+                Format::Mermaid => explain::mermaid(&model),
+            };
+            Ok((text, Vec::new()))
+        }
+        Command::Istio(a) => {
+            let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
+            let opts = IstioOptions {
+                plugin: a.plugin.options()?,
+                gateway: a.gateway,
+            };
+            Ok((istio::render(&model, &opts)?, model.warnings))
+        }
+        Command::Image(a) => {
+            let module = std::fs::read(&a.wasm)
+                .map_err(|e| Error::plain(format!("{}: cannot read: {e}", a.wasm)))?;
+            let digest = image::write_layout(&module, &a.output, &a.tag)?;
+            Ok((format!("{digest}\n"), Vec::new()))
         }
         Command::Envoy(a) => {
             let opts = Options {
@@ -213,20 +320,7 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
         }
         Command::Wasmplugin(a) => {
             let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
-            let mut selector = Vec::new();
-            for s in &a.selectors {
-                let (k, v) = s
-                    .split_once('=')
-                    .ok_or_else(|| Error::plain(format!("--selector {s:?}: expected KEY=VALUE")))?;
-                selector.push((k.to_string(), v.to_string()));
-            }
-            let opts = WasmPluginOptions {
-                url: a.url,
-                wasm: a.wasm,
-                namespace: a.namespace,
-                selector,
-            };
-            let value = wasmplugin::wasm_plugin(&model, &opts)?;
+            let value = wasmplugin::wasm_plugin(&model, &a.plugin.options()?)?;
             Ok((yaml::to_yaml(&value), model.warnings))
         }
     }

@@ -232,21 +232,16 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
     let dir = temp_dir("wasm");
     let wasm = dir.join("m.wasm");
     std::fs::write(&wasm, b"abc").unwrap();
-    let out = run_with_stdin(
-        &[
-            "wasmplugin",
-            "-f",
-            "-",
-            "--url",
-            "oci://r/x:1",
-            "--selector",
-            "istio=ingressgateway",
-            "--wasm",
-            wasm.to_str().unwrap(),
-        ],
-        TP,
-    );
-    let text = stdout_of(out);
+    let plugin = |url: &str, extra: &[&str]| {
+        let mut args = vec!["wasmplugin", "-f", "-", "--url", url];
+        args.extend_from_slice(extra);
+        run_with_stdin(&args, TP)
+    };
+    let wasm_arg = wasm.to_str().unwrap();
+    let text = stdout_of(plugin(
+        "https://r.example/x.wasm",
+        &["--selector", "istio=ingressgateway", "--wasm", wasm_arg],
+    ));
     assert!(
         text.contains("sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         "{text}"
@@ -256,12 +251,42 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
         "{text}"
     );
     assert!(text.contains("failStrategy: FAIL_CLOSE"), "{text}");
+
+    // Regression: for an oci:// URL the module's hash was written, which Istio compares
+    // with the image's manifest digest and refuses.
+    let out = plugin("oci://r/x:1", &["--wasm", wasm_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest digest"));
+    let text = stdout_of(plugin("oci://r/x:1", &[]));
+    assert!(!text.contains("sha256"), "{text}");
+
+    // `image` writes the layout and prints its digest; `--image` puts it in the plugin.
+    let image = dir.join("image");
+    let out = bin()
+        .args(["image", "--wasm", wasm_arg, "-o"])
+        .arg(&image)
+        .args(["--tag", "1"])
+        .output()
+        .unwrap();
+    let digest = stdout_of(out);
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 72,
+        "{digest:?}"
+    );
+    let text = stdout_of(plugin("oci://r/x:1", &["--image", image.to_str().unwrap()]));
+    assert!(
+        text.contains(&format!(
+            "sha256: {}",
+            digest.trim().trim_start_matches("sha256:")
+        )),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn every_subcommand_help_shows_an_example() {
-    for sub in ["config", "envoy", "wasmplugin", "explain"] {
+    for sub in ["config", "envoy", "wasmplugin", "istio", "image", "explain"] {
         let out = bin().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
