@@ -7,7 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 ENVOY_VERSION := 1.40.0
 WASM_TARGET := wasm32-wasip1
-WASM := target/$(WASM_TARGET)/release/xcluster_filter.wasm
+# The module that ships: cargo's release build after binaryen's `wasm-opt -Oz`.
+WASM := target/xcluster_filter.wasm
+BINARYEN_VERSION := 132.0.0
 # The engine's unit tests also run compiled to wasm32, under Node (wasm-bindgen-test).
 WASM_TEST_TARGET := wasm32-unknown-unknown
 TOOLS := .tools
@@ -17,12 +19,14 @@ WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 .PHONY: setup build test test-wasm lint fmt demo clean bench
 
-## setup: the wasm targets, Envoy $(ENVOY_VERSION) in .venv and wasm-bindgen-cli (at the
-## version Cargo.lock pins) in .tools; only what is missing
+## setup: the wasm targets, Envoy $(ENVOY_VERSION) in .venv, binaryen (wasm-opt) and
+## wasm-bindgen-cli (at the version Cargo.lock pins) in .tools; only what is missing
 setup:
 	@for t in $(WASM_TARGET) $(WASM_TEST_TARGET); do \
 		rustup target list --installed | grep -qx "$$t" || rustup target add "$$t"; done
 	@command -v node >/dev/null || { echo "node is needed for the wasm32 unit tests"; exit 1; }
+	@[ -x $(TOOLS)/node_modules/.bin/wasm-opt ] || { echo "installing binaryen $(BINARYEN_VERSION) into $(TOOLS)"; \
+		npm install --prefix $(TOOLS) --no-save --silent binaryen@$(BINARYEN_VERSION); }
 	@if ! $(WASM_TEST_RUNNER) --version 2>/dev/null | grep -q ' $(WASM_BINDGEN_VERSION)$$'; then \
 		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(TOOLS)"; \
 		$(CARGO) install --quiet --root $(TOOLS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
@@ -34,9 +38,9 @@ setup:
 	fi
 	@$(VENV)/bin/envoy --version | grep -q '/$(ENVOY_VERSION)/'
 
-## build: the filter (.wasm) and the native tools
+## build: the filter as it ships ($(WASM)) and the native tools
 build: setup
-	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	$(CARGO) run -q -p xcluster-wasm-build --bin xcluster-wasm
 	$(CARGO) build --workspace --release --bins
 
 ## lint: rustfmt check, clippy -D warnings on native and on wasm
@@ -49,7 +53,7 @@ lint: setup
 ## test: lint, then every test (unit, host-sim, confgen, real-Envoy e2e), then the
 ## engine's unit tests again compiled to wasm32
 test: lint
-	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	$(CARGO) run -q -p xcluster-wasm-build --bin xcluster-wasm
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-wasm
 
@@ -68,13 +72,10 @@ demo: setup
 
 ## bench: xcluster vs native Envoy (RBAC + weighted_clusters) and the empty wasm filter;
 ## writes docs/benchmarks.md and bench/results.json (needs wrk, taskset, 2 CPUs; ~10 min)
-BENCH_TOOLS := target/bench-tools
 bench: setup
 	@command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$s apt-get install -y wrk || { $$s apt-get update && $$s apt-get install -y wrk; }; }
-	@[ -x $(BENCH_TOOLS)/node_modules/.bin/wasm-opt ] || \
-		npm install --prefix $(BENCH_TOOLS) --no-save --silent binaryen@132.0.0
-	$(CARGO) run -p xcluster-bench -- --wasm-opt $(BENCH_TOOLS)/node_modules/.bin/wasm-opt
+	$(CARGO) run -p xcluster-bench
 
 ## clean: build outputs and e2e work directories (keeps .venv)
 clean:

@@ -54,9 +54,6 @@ struct Args {
     /// Requests per kind and policy size in host-sim.
     #[arg(long, default_value_t = 20)]
     sim_requests: usize,
-    /// The binaryen optimizer.
-    #[arg(long, default_value = "wasm-opt")]
-    wasm_opt: PathBuf,
     /// Where to write the JSON results (relative to the workspace root).
     #[arg(long, default_value = "bench/results.json")]
     json: PathBuf,
@@ -103,35 +100,26 @@ fn load_average() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Every wasm arm loads its module as it ships (cargo's release build after `wasm-opt -Oz`).
 fn build_modules() -> Result<Modules, Error> {
     Ok(Modules {
-        noop: xcluster_wasm_build::build("xcluster-bench-noop")?,
-        xcluster: xcluster_wasm_build::build(xcluster_wasm_build::FILTER_PACKAGE)?,
-        probe: xcluster_wasm_build::build("xcluster-bench-probe")?,
+        noop: xcluster_wasm_build::shipped("xcluster-bench-noop")?,
+        xcluster: xcluster_wasm_build::shipped(xcluster_wasm_build::FILTER_PACKAGE)?,
+        probe: xcluster_wasm_build::shipped("xcluster-bench-probe")?,
     })
 }
 
-fn wasm_sizes(args: &Args, modules: &Modules, work: &Path) -> Result<(WasmSizes, String), Error> {
-    let optimized = work.join("xcluster_filter.oz.wasm");
-    let status = Command::new(&args.wasm_opt)
-        .arg("-Oz")
-        .arg("--enable-bulk-memory")
-        .arg("--enable-sign-ext")
-        .arg("--enable-mutable-globals")
-        .arg("--enable-nontrapping-float-to-int")
-        .arg(&modules.xcluster)
-        .arg("-o")
-        .arg(&optimized)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", args.wasm_opt.display()))?;
-    if !status.success() {
-        return Err(format!("wasm-opt failed: {status}").into());
-    }
-    let version = capture(&args.wasm_opt.to_string_lossy(), &["--version"])?;
+fn wasm_sizes(modules: &Modules) -> Result<(WasmSizes, String), Error> {
+    let as_built = xcluster_wasm_build::module_path(
+        &xcluster_wasm_build::target_dir(),
+        xcluster_wasm_build::FILTER_PACKAGE,
+    );
+    let wasm_opt = xcluster_wasm_build::wasm_opt();
+    let version = capture(&wasm_opt.to_string_lossy(), &["--version"])?;
     Ok((
         WasmSizes {
-            xcluster: fs::metadata(&modules.xcluster)?.len(),
-            xcluster_wasm_opt_oz: fs::metadata(&optimized)?.len(),
+            xcluster: fs::metadata(&as_built)?.len(),
+            xcluster_wasm_opt_oz: fs::metadata(&modules.xcluster)?.len(),
             noop: fs::metadata(&modules.noop)?.len(),
         },
         version,
@@ -224,7 +212,7 @@ fn run(args: &Args) -> Result<(), Error> {
 
     eprintln!("== building the wasm modules");
     let modules = build_modules()?;
-    let (wasm, wasm_opt_version) = wasm_sizes(args, &modules, &work)?;
+    let (wasm, wasm_opt_version) = wasm_sizes(&modules)?;
     eprintln!(
         "xcluster.wasm {} bytes, after wasm-opt -Oz {} bytes; noop.wasm {} bytes",
         wasm.xcluster, wasm.xcluster_wasm_opt_oz, wasm.noop

@@ -20,9 +20,9 @@
 use serde_json::{json, Value};
 use xcluster_filter::config::{
     AccessConfig, AccessMode, DestinationConfig, HttpMatchConfig, IdentityConfig, LbPolicy,
-    LocalityConfig, OutlierDetectionConfig, PluginConfig, RouteConfig, RouteGroupConfig,
-    RouteMatchConfig, ServiceAccountRef, TargetConfig, TrafficRuleConfig, TrafficTargetConfig,
-    Unmatched, CONFIG_VERSION,
+    LocalityConfig, OutlierDetectionConfig, PathNormalization, PluginConfig, RouteConfig,
+    RouteGroupConfig, RouteMatchConfig, ServiceAccountRef, TargetConfig, TrafficRuleConfig,
+    TrafficTargetConfig, Unmatched, CONFIG_VERSION,
 };
 
 /// The request header that carries the caller identity in both arms.
@@ -190,6 +190,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
         decision_header: None,
         local: None,
         unmatched: Unmatched::Pass,
+        path_normalization: PathNormalization::Reject,
         identity: IdentityConfig {
             trusted_header: Some(CALLER_HEADER.into()),
             trust_domains: Vec::new(),
@@ -207,6 +208,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             name: "bench".into(),
             route_match: RouteMatchConfig::default(),
             destination: "server".into(),
+            replay: None,
         }],
         destinations: vec![DestinationConfig {
             name: "server".into(),

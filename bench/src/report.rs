@@ -64,9 +64,9 @@ pub struct Settings {
 pub struct WasmSizes {
     /// xcluster as cargo builds it (release, LTO, stripped).
     pub xcluster: u64,
-    /// xcluster after `wasm-opt -Oz`.
+    /// xcluster as it ships, after `wasm-opt -Oz`.
     pub xcluster_wasm_opt_oz: u64,
-    /// The empty filter as cargo builds it.
+    /// The empty filter as it ships.
     pub noop: u64,
 }
 

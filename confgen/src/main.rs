@@ -30,7 +30,7 @@ enum Command {
     Config(Common),
     /// Print a complete Envoy bootstrap (YAML) running the filter in a gateway.
     #[command(
-        after_help = "Example:\n  xcluster-gen envoy -f examples/004-istio-50-50/ --local-cluster cluster-a \\\n    --wasm target/wasm32-wasip1/release/xcluster_filter.wasm --listen 127.0.0.1:10000 \\\n    --endpoint cluster-a/default/reviews=127.0.0.1:18001"
+        after_help = "Example:\n  xcluster-gen envoy -f examples/004-istio-50-50/ --local-cluster cluster-a \\\n    --wasm target/xcluster_filter.wasm --listen 127.0.0.1:10000 \\\n    --endpoint cluster-a/default/reviews=127.0.0.1:18001"
     )]
     Envoy(EnvoyArgs),
     /// Print an Istio WasmPlugin (YAML) with the config inline.

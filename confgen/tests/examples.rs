@@ -122,7 +122,7 @@ fn every_example_bootstrap_passes_envoy_validate() {
         );
         return;
     };
-    let wasm = repo_root().join("target/wasm32-wasip1/release/xcluster_filter.wasm");
+    let wasm = repo_root().join("target/xcluster_filter.wasm");
     assert!(
         wasm.is_file(),
         "{} is missing: build the filter first (make build)",

@@ -105,7 +105,7 @@ fn generated_bootstrap_serves_the_fsm_active_active_policy() {
         );
         return;
     };
-    let wasm = repo_root().join("target/wasm32-wasip1/release/xcluster_filter.wasm");
+    let wasm = repo_root().join("target/xcluster_filter.wasm");
     assert!(
         wasm.is_file(),
         "{} is missing: build the filter first (make build)",

@@ -18,7 +18,8 @@ use crate::header_map::{parse_header_map, serialize_header_map, Header};
 use crate::health::{SharedStore, Write};
 use crate::outcome::{HeaderOp, LocalReply, LogEvent, Message, Observe};
 use crate::policy::Policy;
-use crate::stats::Stat;
+use crate::replay::{self, Replay};
+use crate::stats::{Stat, StatKind};
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
@@ -92,28 +93,47 @@ fn header_map_bytes(map: MapType) -> Option<Vec<u8>> {
     }
 }
 
-/// Sends a local reply with response code details (the SDK's `send_http_response` has no
-/// way to pass them).
+/// Sends the engine's local reply.
 fn send_local_reply(reply: &LocalReply<'_>) {
     let one: [Header<'_>; 1];
-    let headers = serialize_header_map(match &reply.header {
+    let headers: &[Header<'_>] = match &reply.header {
         Some((name, value)) => {
             one = [(name, value.as_bytes())];
             &one
         }
         None => &[],
-    });
+    };
+    let grpc = reply.grpc_status.map_or(-1, |s| s as i32);
+    send_local_response(
+        reply.status,
+        reply.details,
+        reply.body.as_bytes(),
+        headers,
+        grpc,
+    );
+}
+
+/// Sends a local response with response code details (the SDK's `send_http_response` has
+/// no way to pass them); `grpc_status` -1 for none.
+fn send_local_response(
+    status: u32,
+    details: &str,
+    body: &[u8],
+    headers: &[Header<'_>],
+    grpc_status: i32,
+) {
+    let headers = serialize_header_map(headers);
     // SAFETY: every pointer and length describes a live buffer the host only reads.
     unsafe {
         proxy_send_local_response(
-            reply.status,
-            reply.details.as_ptr(),
-            reply.details.len(),
-            reply.body.as_ptr(),
-            reply.body.len(),
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
             headers.as_ptr(),
             headers.len(),
-            -1,
+            grpc_status,
         );
     }
 }
@@ -181,13 +201,25 @@ struct Plugin {
 }
 
 impl Plugin {
+    fn id(&self, stat: Stat) -> Option<u32> {
+        self.stat_ids
+            .get(self.engine.stats().index(stat))
+            .copied()
+            .filter(|&id| id != u32::MAX)
+    }
+
     fn bump<'a>(&self, stats: impl Iterator<Item = &'a Stat>) {
         for &stat in stats {
-            match self.stat_ids.get(self.engine.stats().index(stat)) {
-                Some(&id) if id != u32::MAX => {
-                    let _ = hostcalls::increment_metric(id, 1);
-                }
-                _ => {}
+            if let Some(id) = self.id(stat) {
+                let _ = hostcalls::increment_metric(id, 1);
+            }
+        }
+    }
+
+    fn set<'a>(&self, gauges: impl Iterator<Item = &'a (Stat, u64)>) {
+        for &(stat, value) in gauges {
+            if let Some(id) = self.id(stat) {
+                let _ = hostcalls::record_metric(id, value);
             }
         }
     }
@@ -237,19 +269,28 @@ impl RootContext for Root {
             .stats()
             .names(engine.policy())
             .iter()
-            .map(|name| hostcalls::define_metric(MetricType::Counter, name).unwrap_or(u32::MAX))
+            .map(|(kind, name)| {
+                let kind = match kind {
+                    StatKind::Counter => MetricType::Counter,
+                    StatKind::Gauge => MetricType::Gauge,
+                };
+                hostcalls::define_metric(kind, name).unwrap_or(u32::MAX)
+            })
             .collect();
-        engine.on_tick(&HostShared, now_ms());
+        let plugin = Plugin { engine, stat_ids };
+        let tick = plugin.engine.on_tick(&HostShared, now_ms());
+        plugin.set(tick.gauges.iter());
         let _ = hostcalls::set_tick_period(TICK);
-        log_event(&engine.configured());
-        self.plugin = Some(Rc::new(Plugin { engine, stat_ids }));
+        log_event(&plugin.engine.configured());
+        self.plugin = Some(Rc::new(plugin));
         true
     }
 
     fn on_tick(&mut self) {
         sync_log_level();
         if let Some(p) = &self.plugin {
-            p.engine.on_tick(&HostShared, now_ms());
+            let tick = p.engine.on_tick(&HostShared, now_ms());
+            p.set(tick.gauges.iter());
         }
     }
 
@@ -257,7 +298,10 @@ impl RootContext for Root {
         let plugin = self.plugin.clone()?;
         Some(Box::new(Stream {
             plugin,
+            peer: PeerSan::default(),
             observe: None,
+            replay: None,
+            replaying: false,
         }))
     }
 
@@ -269,42 +313,169 @@ impl RootContext for Root {
 /// One HTTP stream.
 struct Stream {
     plugin: Rc<Plugin>,
+    /// The caller's certificate, read at most once per stream.
+    peer: PeerSan,
     /// What to observe on the response of a forwarded request.
     observe: Option<Observe>,
+    /// The request, kept while it may be replayed to another target.
+    replay: Option<Replay>,
+    /// A replayed attempt is in flight: the failed response is held.
+    replaying: bool,
 }
 
-impl Context for Stream {}
+impl Stream {
+    /// Sends the held request to the next target the engine names; false when there is
+    /// none left (the failed response then goes on).
+    fn dispatch_replay(&mut self) -> bool {
+        let plugin = Rc::clone(&self.plugin);
+        let engine = &plugin.engine;
+        while let Some(replay) = self.replay.as_mut() {
+            let Some(call) = engine.replay_call(replay, &mut self.peer) else {
+                break;
+            };
+            plugin.bump(std::iter::once(&call.stat));
+            let headers: Vec<(&str, &str)> = call
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let timeout = Duration::from_millis(call.timeout_ms);
+            let body = replay.body().filter(|b| !b.is_empty());
+            if hostcalls::dispatch_http_call(call.cluster, headers, body, vec![], timeout).is_ok() {
+                self.replaying = true;
+                return true;
+            }
+            // The host refused the call (an unknown cluster): that target failed too.
+            let result = engine.on_replay_response(replay, None, &HostShared, now_ms);
+            plugin.bump(result.stat.iter());
+            plugin.set(result.gauge.iter());
+            if let Some(event) = &result.log {
+                log_event(event);
+            }
+            if !result.again {
+                break;
+            }
+        }
+        self.replaying = false;
+        false
+    }
+}
+
+impl Context for Stream {
+    fn on_http_call_response(
+        &mut self,
+        _token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let (Some(observe), Some(replay)) = (self.observe, self.replay.as_mut()) else {
+            return;
+        };
+        // The answer is the filter's own: its response callbacks pass it through.
+        self.observe = None;
+        let answered_by = replay.current;
+        let headers =
+            hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
+        let status = headers
+            .iter()
+            .find(|(n, _)| n == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
+        let plugin = Rc::clone(&self.plugin);
+        let result = plugin
+            .engine
+            .on_replay_response(replay, status, &HostShared, now_ms);
+        plugin.bump(result.stat.iter());
+        plugin.set(result.gauge.iter());
+        if let Some(event) = &result.log {
+            log_event(event);
+        }
+        if result.again && self.dispatch_replay() {
+            return;
+        }
+        self.replaying = false;
+        if result.failed {
+            if let Some(replay) = &self.replay {
+                plugin.bump(std::iter::once(&plugin.engine.replay_failed(replay)));
+            }
+        }
+        let Some(status) = status else {
+            // No attempt answered: the first failure goes on as it was.
+            let _ = hostcalls::resume_http_response();
+            return;
+        };
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let decision =
+            answered_by.and_then(|t| plugin.engine.replayed_decision_header(&observe, t));
+        let mut reply_headers: Vec<Header<'_>> = headers
+            .iter()
+            .filter(|(n, _)| replay::answer_header(n))
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        if let Some((name, value)) = &decision {
+            reply_headers.push((name, value.as_bytes()));
+        }
+        send_local_response(status, "xcluster_replayed", &body, &reply_headers, -1);
+    }
+}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let plugin = &self.plugin;
+        let plugin = Rc::clone(&self.plugin);
         let engine = &plugin.engine;
         let raw = header_map_bytes(MapType::HttpRequestHeaders);
-        let headers = raw.as_deref().and_then(parse_header_map);
-        let mut peer = PeerSan::default();
-        let out = match &headers {
-            Some(headers) => engine.on_request_headers(headers, &mut peer),
-            None => engine.on_unreadable_request(),
-        };
-        for op in out.headers.iter() {
-            apply_header(MapType::HttpRequestHeaders, op);
-        }
-        if out.clear_route_cache {
-            // Older hosts lack the function; Envoy then re-matches on its own.
-            let _ = hostcalls::call_foreign_function("clear_route_cache", Some(&[]));
-        }
-        plugin.bump(out.stats.iter());
-        if let Some(event) = &out.log {
-            log_event(event);
-        }
-        self.observe = out.observe;
-        match &out.reply {
-            Some(reply) => {
-                send_local_reply(reply);
-                Action::Pause
+        let (observe, replied) = {
+            let headers = raw.as_deref().and_then(parse_header_map);
+            let out = match &headers {
+                Some(headers) => engine.on_request_headers(headers, &mut self.peer),
+                None => engine.on_unreadable_request(),
+            };
+            for op in out.headers.iter() {
+                apply_header(MapType::HttpRequestHeaders, op);
             }
-            None => Action::Continue,
+            if out.clear_route_cache {
+                // Older hosts lack the function; Envoy then re-matches on its own.
+                let _ = hostcalls::call_foreign_function("clear_route_cache", Some(&[]));
+            }
+            plugin.bump(out.stats.iter());
+            if let Some(event) = &out.log {
+                log_event(event);
+            }
+            if let Some(reply) = &out.reply {
+                send_local_reply(reply);
+            }
+            (out.observe, out.reply.is_some())
+        };
+        self.observe = observe;
+        if let (Some(observe), Some(raw)) = (observe, raw) {
+            self.replay = engine.start_replay(&observe, raw);
         }
+        if replied {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        if let Some(replay) = self.replay.as_mut() {
+            match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+                Ok(Some(chunk)) => replay.buffer_body(&chunk),
+                Ok(None) => {}
+                Err(_) => replay.spoil(),
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let Some(replay) = self.replay.as_mut() {
+            replay.spoil();
+        }
+        Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -327,17 +498,39 @@ impl HttpContext for Stream {
                 .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
                 .map_or(0, u64::from_le_bytes)
         };
-        let plugin = &self.plugin;
-        let out = plugin
-            .engine
-            .on_response_headers(&observe, status, flags, &HostShared, now_ms);
+        let plugin = Rc::clone(&self.plugin);
+        let out = plugin.engine.on_response_headers(
+            &observe,
+            status,
+            flags,
+            &HostShared,
+            now_ms,
+            self.replay.as_ref(),
+        );
         plugin.bump(out.stat.iter());
+        plugin.set(out.gauge.iter());
         if let Some(event) = &out.log {
             log_event(event);
+        }
+        if out.replay {
+            if self.dispatch_replay() {
+                return Action::Pause;
+            }
+            if let Some(replay) = &self.replay {
+                plugin.bump(std::iter::once(&plugin.engine.replay_failed(replay)));
+            }
         }
         if let Some(op) = &out.header {
             apply_header(MapType::HttpResponseHeaders, op);
         }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        if self.replaying {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct PluginConfig {
     /// What to do with a request that matches no route.
     #[serde(default)]
     pub unmatched: Unmatched,
+    /// What to do with a request whose path is not in normal form (see `docs/config.md`,
+    /// Security): the filter never authorizes such a path.
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
     /// How the caller's identity is learned.
     #[serde(default)]
     pub identity: IdentityConfig,
@@ -74,6 +78,18 @@ pub enum Unmatched {
     Pass,
     /// Answer 404 with a local reply.
     Deny,
+}
+
+/// Treatment of a path that is not in normal form (dot segments, `\`, escapes an upstream
+/// would decode into another path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathNormalization {
+    /// Answer 400 to a request that a route would take (the safe default).
+    #[default]
+    Reject,
+    /// Decide on the path an upstream would resolve, and forward that path.
+    Normalize,
 }
 
 /// Identity source for authorization.
@@ -205,6 +221,62 @@ pub struct RouteConfig {
     pub route_match: RouteMatchConfig,
     /// Name of a destination in `destinations`.
     pub destination: String,
+    /// Send a request that fails on its target to the next target, within the same
+    /// downstream request. Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayConfig>,
+}
+
+/// Same-request replay of a route: which requests, on which failures, how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Most further targets one request is sent to. Default 2.
+    #[serde(default = "default_replay_attempts")]
+    pub attempts: u32,
+    /// Methods replayed (upper case). Default `GET`, `HEAD`, `OPTIONS`: a method with side
+    /// effects, such as `POST`, is replayed only when listed.
+    #[serde(default = "default_replay_methods")]
+    pub methods: Vec<String>,
+    /// Response statuses that count as a failure of the target. Default 502, 503, 504,
+    /// which include Envoy's own answers to a connect failure, a reset or a timeout.
+    #[serde(default = "default_replay_statuses")]
+    pub statuses: Vec<u32>,
+    /// Time each replayed attempt may take, in milliseconds. Default 5000.
+    #[serde(default = "default_replay_timeout_ms")]
+    pub timeout_ms: u64,
+    /// A request with a larger body is not replayed (the body is kept until the response).
+    /// Default 65536.
+    #[serde(default = "default_replay_max_body_bytes")]
+    pub max_body_bytes: u32,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            attempts: default_replay_attempts(),
+            methods: default_replay_methods(),
+            statuses: default_replay_statuses(),
+            timeout_ms: default_replay_timeout_ms(),
+            max_body_bytes: default_replay_max_body_bytes(),
+        }
+    }
+}
+
+fn default_replay_attempts() -> u32 {
+    2
+}
+fn default_replay_methods() -> Vec<String> {
+    ["GET", "HEAD", "OPTIONS"].map(String::from).to_vec()
+}
+fn default_replay_statuses() -> Vec<u32> {
+    vec![502, 503, 504]
+}
+fn default_replay_timeout_ms() -> u64 {
+    5_000
+}
+fn default_replay_max_body_bytes() -> u32 {
+    65_536
 }
 
 /// Route match conditions.

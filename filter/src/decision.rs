@@ -10,6 +10,7 @@ use crate::config::{AccessMode, StickyConfig, Unmatched};
 use crate::header_map::as_str;
 use crate::identity;
 use crate::matcher::Request;
+use crate::path::PathIssue;
 use crate::policy::Policy;
 
 /// How access control treated a forwarded request.
@@ -45,6 +46,8 @@ pub enum ReplyReason {
     NoHealthyTarget,
     /// The filter could not decide (500): the host failed it or a callback re-entered.
     InternalError,
+    /// The path is not in normal form and a route would take it (400).
+    PathNotNormal(PathIssue),
 }
 
 impl ReplyReason {
@@ -55,6 +58,7 @@ impl ReplyReason {
             Self::Denied(_) => 403,
             Self::NoHealthyTarget => 503,
             Self::InternalError => 500,
+            Self::PathNotNormal(_) => 400,
         }
     }
 
@@ -67,6 +71,18 @@ impl ReplyReason {
             Self::Denied(DenyReason::NotAllowed) => "xcluster_denied_not_allowed",
             Self::NoHealthyTarget => "xcluster_no_healthy_target",
             Self::InternalError => "xcluster_internal_error",
+            Self::PathNotNormal(_) => "xcluster_path_not_normalized",
+        }
+    }
+
+    /// The gRPC status of the local reply to a gRPC request.
+    pub fn grpc_status(self) -> u32 {
+        match self {
+            Self::NoRoute => 12,         // UNIMPLEMENTED
+            Self::Denied(_) => 7,        // PERMISSION_DENIED
+            Self::NoHealthyTarget => 14, // UNAVAILABLE
+            Self::InternalError => 13,   // INTERNAL
+            Self::PathNotNormal(_) => 3, // INVALID_ARGUMENT
         }
     }
 
@@ -77,6 +93,7 @@ impl ReplyReason {
             Self::Denied(_) => "access denied",
             Self::NoHealthyTarget => "no healthy target",
             Self::InternalError => "internal error",
+            Self::PathNotNormal(_) => "bad request",
         }
     }
 }
@@ -117,6 +134,18 @@ pub trait Host {
 
 /// Decides what to do with a request.
 pub fn decide(policy: &Policy, req: &Request<'_>, host: &mut impl Host, rng: &mut Rng) -> Decision {
+    decide_excluding(policy, req, host, rng, 0)
+}
+
+/// [`decide`], with the targets in the bit mask `exclude` out of the running (those a
+/// replayed request was sent to already).
+pub fn decide_excluding(
+    policy: &Policy,
+    req: &Request<'_>,
+    host: &mut impl Host,
+    rng: &mut Rng,
+    exclude: u64,
+) -> Decision {
     let Some(route) = policy.routes.find(req) else {
         return match policy.unmatched {
             Unmatched::Pass => Decision::Pass,
@@ -144,7 +173,9 @@ pub fn decide(policy: &Policy, req: &Request<'_>, host: &mut impl Host, rng: &mu
         }
     };
 
-    let candidates = dest.balancer.candidates(eligible & !host.ejected(d));
+    let candidates = dest
+        .balancer
+        .candidates(eligible & !host.ejected(d) & !exclude);
     let sticky_key = dest.sticky.as_ref().and_then(|s| sticky_value(req, s));
     let chooser = match sticky_key {
         Some(key) => Chooser::Sticky(key),
@@ -257,6 +288,7 @@ pub fn describe(policy: &Policy, decision: &Decision) -> Option<String> {
                 ReplyReason::Denied(_) => "denied",
                 ReplyReason::NoHealthyTarget => "no-healthy-target",
                 ReplyReason::InternalError => "internal-error",
+                ReplyReason::PathNotNormal(_) => "path-not-normalized",
             };
             write!(out, "target=-; result={result}")
         }

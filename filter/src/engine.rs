@@ -14,14 +14,18 @@ use log::Level;
 
 use crate::authorizer::DenyReason;
 use crate::balancer::Rng;
-use crate::decision::{decide, describe, Access, Decision, Host, ReplyReason};
-use crate::header_map::{as_str, header, Header};
+use crate::config::PathNormalization;
+use crate::decision::{decide, decide_excluding, describe, Access, Decision, Host, ReplyReason};
+use crate::header_map::{as_str, header, parse_header_map, Header};
 use crate::health::{self, Outliers, SharedStore};
-use crate::matcher::Request;
+use crate::matcher::{path_without_query, Request};
 use crate::outcome::{
-    Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, RequestOutcome, ResponseOutcome,
+    Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ReplayCall, ReplayResult,
+    RequestOutcome, ResponseOutcome, TickOutcome,
 };
+use crate::path::{self, PathIssue};
 use crate::policy::Policy;
+use crate::replay::{self, Replay};
 use crate::stats::{DestinationStat, GlobalStat, Stat, StatLayout, TargetStat};
 
 /// The caller's mTLS identity, read from the host only when access control needs it.
@@ -37,6 +41,8 @@ pub struct Engine {
     policy: Policy,
     stats: StatLayout,
     outliers: RefCell<Outliers>,
+    /// Per destination, the ejected-targets gauge as last set.
+    ejected_gauges: RefCell<Vec<u32>>,
     rng: Cell<Rng>,
 }
 
@@ -46,6 +52,7 @@ impl Engine {
         Self {
             stats: StatLayout::new(&policy),
             outliers: RefCell::new(Outliers::new(&policy.destinations)),
+            ejected_gauges: RefCell::new(vec![0; policy.destinations.len()]),
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
@@ -73,11 +80,29 @@ impl Engine {
         }
     }
 
-    /// Adopts other VMs' ejections and ends expired ones (at configure and on every tick).
-    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) {
+    /// Adopts other VMs' ejections and ends expired ones (at configure and on every tick);
+    /// the outcome sets the gauges that changed.
+    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome {
+        let mut out = TickOutcome::default();
         if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
             outliers.refresh(store, now_ms);
+            for d in 0..self.policy.destinations.len() {
+                out.gauges.extend(self.ejected_gauge(&outliers, d));
+            }
         }
+        out
+    }
+
+    /// The ejected-targets gauge of destination `d`, if it changed since last set.
+    fn ejected_gauge(&self, outliers: &Outliers, d: usize) -> Option<(Stat, u64)> {
+        let mut reported = self.ejected_gauges.try_borrow_mut().ok()?;
+        let now = outliers.ejected(d).count_ones();
+        let last = reported.get_mut(d)?;
+        (*last != now).then(|| {
+            *last = now;
+            let stat = Stat::Destination(DestinationStat::EjectedTargets, d as u32);
+            (stat, u64::from(now))
+        })
     }
 
     /// The outcome of a request whose headers the host could not hand over.
@@ -104,15 +129,20 @@ impl Engine {
                 out.headers.push(HeaderOp::Remove(own));
             }
         }
+        let (method, authority) = (pseudo(headers, ":method"), pseudo(headers, ":authority"));
+        // The path decided on: the request's, or in `normalize` mode its resolved form.
+        let raw = pseudo(headers, ":path");
+        let (path, issue) = self.resolve_path(raw);
+        let rewrite_path = matches!(path, Cow::Owned(_));
+        let path = path.as_ref();
         let mut host_buf = String::new();
-        let path = pseudo(headers, ":path");
-        let req = Request::new(
-            pseudo(headers, ":method"),
-            pseudo(headers, ":authority"),
-            path,
-            headers,
-            &mut host_buf,
-        );
+        let req = Request::new(method, authority, path, headers, &mut host_buf);
+        if let Some(issue) = issue {
+            if let Some(reply) = self.reject_path(&req, raw, issue, headers, &mut out) {
+                out.reply = Some(reply);
+                return out;
+            }
+        }
         let Ok(outliers) = self.outliers.try_borrow() else {
             let mut err = self.internal_error("outlier state in use");
             err.headers = out.headers;
@@ -132,10 +162,10 @@ impl Engine {
         match decision {
             Decision::Pass => out.stats.push(Stat::Global(GlobalStat::Unmatched)),
             Decision::Forward {
+                route,
                 destination,
                 target,
                 access,
-                ..
             } => {
                 let dest = &policy.destinations[destination];
                 let t = &dest.targets[target];
@@ -147,17 +177,25 @@ impl Engine {
                     out.headers
                         .push(HeaderOp::Set(":authority", Cow::Borrowed(authority)));
                 }
-                if let Some(prefix) = &t.path_prefix {
-                    out.headers
-                        .push(HeaderOp::Set(":path", Cow::Owned(join_path(prefix, path))));
+                match &t.path_prefix {
+                    Some(prefix) => out
+                        .headers
+                        .push(HeaderOp::Set(":path", Cow::Owned(join_path(prefix, path)))),
+                    None if rewrite_path => out
+                        .headers
+                        .push(HeaderOp::Set(":path", Cow::Owned(path.to_owned()))),
+                    None => {}
                 }
                 // Envoy picks the route before this filter runs: make it look again.
                 out.clear_route_cache = true;
                 let (d, t) = (destination as u32, target as u32);
                 out.stats.push(Stat::Target(TargetStat::Routed, d, t));
                 if let Access::DryRunDenied(reason) = access {
-                    out.stats
-                        .push(Stat::Destination(DestinationStat::DryRunDenied, d));
+                    let stat = match reason {
+                        DenyReason::NoIdentity => DestinationStat::DryRunNoIdentity,
+                        DenyReason::NotAllowed => DestinationStat::DryRunNotAllowed,
+                    };
+                    out.stats.push(Stat::Destination(stat, d));
                     out.log = Some(LogEvent {
                         level: Level::Info,
                         message: Message::DryRunDenied {
@@ -167,9 +205,13 @@ impl Engine {
                         },
                     });
                 }
+                let replay = policy.replays[route]
+                    .as_ref()
+                    .is_some_and(|r| r.replays(method));
                 out.observe = Some(Observe {
                     decision,
-                    status: dest.outlier_detection.is_some(),
+                    status: dest.outlier_detection.is_some() || replay,
+                    replay,
                 });
             }
             Decision::Reply { reason, route } => {
@@ -182,7 +224,9 @@ impl Engine {
                             Some(DestinationStat::DeniedNotAllowed)
                         }
                         ReplyReason::NoHealthyTarget => Some(DestinationStat::NoHealthy),
-                        ReplyReason::NoRoute | ReplyReason::InternalError => None,
+                        ReplyReason::NoRoute
+                        | ReplyReason::InternalError
+                        | ReplyReason::PathNotNormal(_) => None,
                     };
                     if let Some(stat) = stat {
                         out.stats.push(Stat::Destination(stat, d as u32));
@@ -199,7 +243,7 @@ impl Engine {
                         });
                     }
                 }
-                out.reply = Some(self.reply(reason, &decision));
+                out.reply = Some(self.reply(reason, &decision, headers));
             }
         }
         out
@@ -208,6 +252,9 @@ impl Engine {
     /// Feeds a forwarded request's response to outlier detection (`status` is read only
     /// when [`Observe::status`] asks; `flags` is Envoy's `response.flags`, read lazily) and
     /// adds the decision header.
+    ///
+    /// `replay` is the request's replay state, if it is kept: a failure it may be replayed
+    /// on sets [`ResponseOutcome::replay`] (the decision header is then for the answer).
     pub fn on_response_headers(
         &self,
         observe: &Observe,
@@ -215,9 +262,11 @@ impl Engine {
         flags: impl FnOnce() -> u64,
         store: &impl SharedStore,
         now_ms: impl FnOnce() -> u64,
+        replay: Option<&Replay>,
     ) -> ResponseOutcome<'_> {
         let mut out = ResponseOutcome::default();
         let Decision::Forward {
+            route,
             destination,
             target,
             ..
@@ -225,11 +274,19 @@ impl Engine {
         else {
             return out;
         };
-        if observe.status {
+        out.replay = replay.is_some_and(Replay::can_replay)
+            && self.policy.replays[route]
+                .as_ref()
+                .is_some_and(|p| p.fails(status));
+        if self.policy.destinations[destination]
+            .outlier_detection
+            .is_some()
+        {
             let outcome = health::classify(status, flags);
             match self.outliers.try_borrow_mut() {
                 Ok(mut outliers) => {
                     if outliers.observe(destination, target, outcome, store, now_ms) {
+                        out.gauge = self.ejected_gauge(&outliers, destination);
                         let dest = &self.policy.destinations[destination];
                         out.stat = Some(Stat::Target(
                             TargetStat::Ejected,
@@ -260,16 +317,229 @@ impl Engine {
         out
     }
 
-    fn reply(&self, reason: ReplyReason, decision: &Decision) -> LocalReply<'_> {
-        let header =
+    /// The replay state of a request forwarded by `observe`, if its route replays it; the
+    /// adapter hands over the request header map it read.
+    pub fn start_replay(&self, observe: &Observe, headers: Vec<u8>) -> Option<Replay> {
+        let Decision::Forward {
+            route,
+            destination,
+            target,
+            ..
+        } = observe.decision
+        else {
+            return None;
+        };
+        let policy = self.policy.replays.get(route)?.as_ref()?;
+        observe
+            .replay
+            .then(|| Replay::new(route, destination, target, policy, headers))
+    }
+
+    /// The next attempt of a replayed request: the decision run again on the saved request
+    /// without the targets tried, and the callout to its target. `None` when no target is
+    /// left (or the request cannot be sent again as it was).
+    pub fn replay_call(&self, replay: &mut Replay, peer: &mut impl Peer) -> Option<ReplayCall<'_>> {
+        if !replay.can_replay() {
+            return None;
+        }
+        let policy = &self.policy;
+        let saved = parse_header_map(replay.header_bytes())?;
+        let (method, authority) = (pseudo(&saved, ":method"), pseudo(&saved, ":authority"));
+        let (path, issue) = self.resolve_path(pseudo(&saved, ":path"));
+        if issue.is_some() {
+            return None;
+        }
+        let mut host_buf = String::new();
+        let req = Request::new(method, authority, &path, &saved, &mut host_buf);
+        let outliers = self.outliers.try_borrow().ok()?;
+        let mut rng = self.rng.replace(Rng::new(0));
+        let decision = decide_excluding(
+            policy,
+            &req,
+            &mut DecideHost {
+                peer,
+                outliers: &outliers,
+            },
+            &mut rng,
+            replay.tried,
+        );
+        self.rng.set(rng);
+        let Decision::Forward {
+            destination,
+            target,
+            ..
+        } = decision
+        else {
+            return None;
+        };
+        let t = policy.destinations.get(destination)?.targets.get(target)?;
+        let path = match &t.path_prefix {
+            Some(prefix) => join_path(prefix, &path),
+            None => path.into_owned(),
+        };
+        let own: Vec<&str> = [
+            Some(&policy.cluster_header),
+            policy.decision_header.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+        let authority = t.authority.as_deref().unwrap_or(authority);
+        let Some(headers) = replay::callout_headers(&saved, &own, &path, authority) else {
+            replay.spoil();
+            return None;
+        };
+        replay.tried |= 1 << target;
+        replay.attempts_left -= 1;
+        replay.current = Some(target);
+        let timeout_ms = policy.replays[replay.route].as_ref()?.timeout_ms;
+        Some(ReplayCall {
+            cluster: &t.envoy_cluster,
+            headers,
+            timeout_ms,
+            stat: Stat::Target(TargetStat::Replayed, destination as u32, target as u32),
+        })
+    }
+
+    /// The answer of a replayed attempt: its status (`None`: the call failed without
+    /// one) feeds outlier detection of its target; [`ReplayResult::again`] when it failed
+    /// too and attempts are left (whether a target is left, [`Self::replay_call`] tells).
+    pub fn on_replay_response(
+        &self,
+        replay: &mut Replay,
+        status: Option<u32>,
+        store: &impl SharedStore,
+        now_ms: impl FnOnce() -> u64,
+    ) -> ReplayResult<'_> {
+        let mut out = ReplayResult::default();
+        let failed = self.policy.replays[replay.route]
+            .as_ref()
+            .is_none_or(|p| status.is_none_or(|s| p.fails(s)));
+        let (d, Some(t)) = (replay.destination, replay.current.take()) else {
+            return out;
+        };
+        let outcome = status.map_or(health::Outcome::GatewayError, |s| health::classify(s, || 0));
+        if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
+            if outliers.observe(d, t, outcome, store, now_ms) {
+                out.gauge = self.ejected_gauge(&outliers, d);
+                out.stat = Some(Stat::Target(TargetStat::Ejected, d as u32, t as u32));
+                let dest = &self.policy.destinations[d];
+                out.log = Some(LogEvent {
+                    level: Level::Warn,
+                    message: Message::Ejected {
+                        target: &dest.targets[t].name,
+                        destination: &dest.name,
+                        status: status.unwrap_or(0),
+                    },
+                });
+            }
+        }
+        out.failed = failed;
+        out.again = failed && replay.can_replay();
+        out
+    }
+
+    /// The stat of a replayed request that is answered with a failure after all.
+    pub fn replay_failed(&self, replay: &Replay) -> Stat {
+        Stat::Destination(DestinationStat::ReplayFailures, replay.destination as u32)
+    }
+
+    /// The decision header of a replayed request's answer, naming the target that answered.
+    pub fn replayed_decision_header(
+        &self,
+        observe: &Observe,
+        answered_by: usize,
+    ) -> Option<(&str, String)> {
+        let name = self.policy.decision_header.as_ref()?;
+        let mut value = describe(&self.policy, &observe.decision)?;
+        let Decision::Forward { destination, .. } = observe.decision else {
+            return None;
+        };
+        let target = &self
+            .policy
+            .destinations
+            .get(destination)?
+            .targets
+            .get(answered_by)?
+            .name;
+        value.push_str("; replayed=");
+        value.push_str(target);
+        Some((name, value))
+    }
+
+    /// The path to decide on: `raw`, or in `normalize` mode the path an upstream would
+    /// resolve it to (query kept); and why `raw` has no normal form, if it has none.
+    fn resolve_path<'p>(&self, raw: &'p str) -> (Cow<'p, str>, Option<PathIssue>) {
+        let without_query = path_without_query(raw);
+        let Some(issue) = path::check(without_query) else {
+            return (Cow::Borrowed(raw), None);
+        };
+        if self.policy.path_normalization == PathNormalization::Normalize {
+            let normal = path::normalize(without_query);
+            if path::check(&normal).is_none() {
+                return (Cow::Owned(normal + &raw[without_query.len()..]), None);
+            }
+        }
+        (Cow::Borrowed(raw), Some(issue))
+    }
+
+    /// The 400 for a path not in normal form that a route would take, on its own path or
+    /// on the path an upstream would resolve it to; `None` when no route would (then the
+    /// request is not the filter's: unmatched).
+    fn reject_path(
+        &self,
+        req: &Request<'_>,
+        raw: &str,
+        issue: PathIssue,
+        headers: &[Header<'_>],
+        out: &mut RequestOutcome<'_>,
+    ) -> Option<LocalReply<'_>> {
+        let routes = &self.policy.routes;
+        let route = routes.find(req).or_else(|| {
+            let resolved = path::normalize(path_without_query(raw));
+            routes.find(&Request {
+                path: &resolved,
+                ..*req
+            })
+        })?;
+        out.stats.push(Stat::Global(match issue {
+            PathIssue::DotSegment => GlobalStat::RejectedDotSegment,
+            PathIssue::EncodedCharacter => GlobalStat::RejectedEncodedCharacter,
+            PathIssue::Backslash => GlobalStat::RejectedBackslash,
+        }));
+        let destination = routes.routes()[route].destination;
+        let reason = ReplyReason::PathNotNormal(issue);
+        Some(self.reply(
+            reason,
+            &Decision::Reply {
+                reason,
+                route: Some((route, destination)),
+            },
+            headers,
+        ))
+    }
+
+    /// The local reply for `reason`; a gRPC request (`content-type: application/grpc…`)
+    /// gets the matching gRPC status too.
+    fn reply(
+        &self,
+        reason: ReplyReason,
+        decision: &Decision,
+        headers: &[Header<'_>],
+    ) -> LocalReply<'_> {
+        let decision_header =
             self.policy.decision_header.as_ref().and_then(|name| {
                 describe(&self.policy, decision).map(|value| (name.as_str(), value))
             });
+        let grpc =
+            header(headers, "content-type").is_some_and(|v| v.starts_with(b"application/grpc"));
         LocalReply {
             status: reason.status(),
             details: reason.details(),
             body: reason.body(),
-            header,
+            header: decision_header,
+            grpc_status: grpc.then(|| reason.grpc_status()),
         }
     }
 
@@ -279,7 +549,7 @@ impl Engine {
             reason: ReplyReason::InternalError,
             route: None,
         };
-        out.reply = Some(self.reply(ReplyReason::InternalError, &decision));
+        out.reply = Some(self.reply(ReplyReason::InternalError, &decision, &[]));
         out.stats.push(Stat::Global(GlobalStat::InternalError));
         out.log = Some(internal_error_log(what));
         out
@@ -492,6 +762,7 @@ mod tests {
             || unreachable!(),
             &store,
             || unreachable!("no clock for a success"),
+            None,
         );
         assert!(out.stat.is_none() && out.log.is_none());
         assert_eq!(
@@ -501,8 +772,10 @@ mod tests {
                 "route=r; destination=d; target=t; tier=3; access=allowed".into()
             ))
         );
-        let out = e.on_response_headers(&observe, 503, || 0, &store, || 1_000);
+        let out = e.on_response_headers(&observe, 503, || 0, &store, || 1_000, None);
         assert_eq!(out.stat, Some(Stat::Target(TargetStat::Ejected, 0, 0)));
+        let gauge = Stat::Destination(DestinationStat::EjectedTargets, 0);
+        assert_eq!(out.gauge, Some((gauge, 1)));
         let log = out.log.unwrap();
         assert_eq!(log.level, Level::Warn);
         assert_eq!(
@@ -541,6 +814,261 @@ mod tests {
         );
         assert_eq!(out.log.map(|l| l.level), Some(Level::Error));
         assert_eq!(e.on_unreadable_request().reply.map(|r| r.status), Some(500));
+    }
+
+    #[test]
+    fn a_path_not_in_normal_form_is_refused_when_a_route_would_take_it() {
+        let e = engine();
+        let mut peer = caller();
+        for path in ["/public/..;/private", "/x/%2e%2e/y", "/a\\b"] {
+            let h = headers(path, &[]);
+            let out = e.on_request_headers(&h, &mut peer);
+            let reply = out
+                .reply
+                .clone()
+                .unwrap_or_else(|| panic!("{path} forwarded"));
+            assert_eq!(
+                (reply.status, reply.details, reply.body),
+                (400, "xcluster_path_not_normalized", "bad request"),
+                "{path}"
+            );
+            assert!(out.observe.is_none());
+        }
+        let h = headers("/public/..;/private", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert_eq!(
+            out.stats.iter().copied().collect::<Vec<_>>(),
+            [Stat::Global(GlobalStat::RejectedDotSegment)]
+        );
+        // No route would take it: not the filter's request.
+        let other: Vec<Header> = vec![
+            (":method", b"GET"),
+            (":authority", b"elsewhere"),
+            (":path", b"/a/../b"),
+        ];
+        let out = e.on_request_headers(&other, &mut peer);
+        assert!(out.reply.is_none());
+        assert_eq!(
+            out.stats.iter().copied().collect::<Vec<_>>(),
+            [Stat::Global(GlobalStat::Unmatched)]
+        );
+    }
+
+    #[test]
+    fn normalize_mode_decides_on_and_forwards_the_resolved_path() {
+        let json = CONFIG.replace(
+            r#""version": 1,"#,
+            r#""version": 1, "path_normalization": "normalize","#,
+        );
+        let e = Engine::new(
+            Policy::from_json(json.as_bytes(), &Default::default()).unwrap(),
+            1,
+        );
+        let mut peer = caller();
+        let h = headers("/a/./b/../%63?q=..", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert!(out.reply.is_none());
+        assert!(out
+            .headers
+            .iter()
+            .any(|op| *op == HeaderOp::Set(":path", "/c/svc/a/c?q=..".into())));
+        let h = headers("/a/%zz/b", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert_eq!(
+            out.reply.map(|r| r.status),
+            Some(400),
+            "a malformed escape has no normal form"
+        );
+        let no_prefix = json.replace(r#""path_prefix": "/c/svc","#, "");
+        let e = Engine::new(
+            Policy::from_json(no_prefix.as_bytes(), &Default::default()).unwrap(),
+            1,
+        );
+        let h = headers("/x/../y", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert!(out
+            .headers
+            .iter()
+            .any(|op| *op == HeaderOp::Set(":path", "/y".into())));
+        let h = headers("/y", &[]);
+        let out = e.on_request_headers(&h, &mut peer);
+        assert!(
+            !out.headers
+                .iter()
+                .any(|op| matches!(op, HeaderOp::Set(":path", _))),
+            "a normal path is forwarded as it is"
+        );
+    }
+
+    #[test]
+    fn grpc_requests_get_grpc_statuses() {
+        let e = engine();
+        let grpc: [Header; 1] = [("content-type", b"application/grpc+proto")];
+        let mut stranger = FakePeer {
+            san: Some(b"spiffe://td/ns/x/sa/y".to_vec()),
+        };
+        let h = headers("/pkg.Svc/Call", &grpc);
+        let reply = e.on_request_headers(&h, &mut stranger).reply.unwrap();
+        assert_eq!((reply.status, reply.grpc_status), (403, Some(7)));
+        let h = headers("/pkg.Svc/Call", &[]);
+        let reply = e.on_request_headers(&h, &mut stranger).reply.unwrap();
+        assert_eq!(reply.grpc_status, None, "not gRPC");
+        let store = Store::default();
+        let mut peer = caller();
+        let h = headers("/pkg.Svc/Call", &grpc);
+        let observe = e.on_request_headers(&h, &mut peer).observe.unwrap();
+        e.on_response_headers(&observe, 503, || 0, &store, || 1_000, None);
+        let reply = e.on_request_headers(&h, &mut peer).reply.unwrap();
+        assert_eq!((reply.status, reply.grpc_status), (503, Some(14)));
+    }
+
+    /// FailOver over three targets (t and u local, v remote), replayed on the route; the
+    /// caller may reach t and v (ServiceAccount b/b) and u only as `spiffe://td/ns/a/sa/u`.
+    const REPLAY: &str = r#"{
+      "version": 1,
+      "local": {"cluster": "c1"},
+      "access": {
+        "mode": "enforce",
+        "route_groups": [{"name": "g", "matches": [{"name": "all", "path_regex": "/"}]}],
+        "traffic_targets": [
+          {"name": "tb", "destination": {"namespace": "b", "name": "b"},
+           "sources": [{"namespace": "a", "name": "a"}, {"namespace": "a", "name": "u"}],
+           "rules": [{"route_group": "g"}]},
+          {"name": "tu", "destination": {"namespace": "b", "name": "u"},
+           "sources": [{"namespace": "a", "name": "u"}], "rules": [{"route_group": "g"}]}]
+      },
+      "routes": [{"name": "r", "destination": "d", "replay": {"attempts": 2}}],
+      "destinations": [{"name": "d", "hosts": ["svc"], "policy": "FailOver",
+        "targets": [
+          {"name": "t", "cluster": "c1", "envoy_cluster": "et",
+           "service_account": {"namespace": "b", "name": "b"}},
+          {"name": "u", "cluster": "c1", "envoy_cluster": "eu",
+           "service_account": {"namespace": "b", "name": "u"}},
+          {"name": "v", "cluster": "c9", "envoy_cluster": "ev", "authority": "svc.c9",
+           "path_prefix": "/c9/svc", "service_account": {"namespace": "b", "name": "b"}}]}]
+    }"#;
+
+    fn replay_engine() -> Engine {
+        Engine::new(
+            Policy::from_json(REPLAY.as_bytes(), &Default::default()).unwrap(),
+            1,
+        )
+    }
+
+    /// Serializes headers as the host hands them over.
+    fn bytes(headers: &[Header<'_>]) -> Vec<u8> {
+        crate::header_map::serialize_header_map(headers)
+    }
+
+    fn first_attempt(e: &Engine, h: &[Header<'_>], peer: &mut FakePeer) -> (Observe, usize) {
+        let observe = e.on_request_headers(h, peer).observe.unwrap();
+        let Decision::Forward { target, .. } = observe.decision else {
+            panic!("not forwarded");
+        };
+        (observe, target)
+    }
+
+    #[test]
+    fn a_failed_request_goes_to_the_next_target_the_caller_may_use() {
+        let e = replay_engine();
+        let store = Store::default();
+        let h = headers("/x?q=1", &[("x-request-id", b"r1")]);
+        let mut peer = caller();
+        let (observe, first) = first_attempt(&e, &h, &mut peer);
+        assert_eq!(first, 0, "FailOver: t serves first (u is not the caller's)");
+        assert!(observe.replay && observe.status);
+        let out = e.on_response_headers(&observe, 503, || 0, &store, || 1, None);
+        assert!(!out.replay, "no replay state kept: nothing to replay");
+        let mut replay = e.start_replay(&observe, bytes(&h)).unwrap();
+        let out = e.on_response_headers(&observe, 503, || 0, &store, || 1, Some(&replay));
+        assert!(out.replay);
+        assert!(
+            !e.on_response_headers(&observe, 200, || 0, &store, || 1, Some(&replay))
+                .replay
+        );
+        // u is in t's tier but the caller may not use it: v, with v's rewrites.
+        let call = e.replay_call(&mut replay, &mut peer).unwrap();
+        assert_eq!(call.cluster, "ev");
+        assert_eq!(call.stat, Stat::Target(TargetStat::Replayed, 0, 2));
+        let get = |name: &str| {
+            call.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get(":path"), Some("/c9/svc/x?q=1"));
+        assert_eq!(get(":authority"), Some("svc.c9"));
+        assert_eq!(get("x-request-id"), Some("r1"));
+        assert_eq!(get(":method"), Some("GET"));
+        let result = e.on_replay_response(&mut replay, Some(503), &store, || 1);
+        assert!(result.failed && result.again, "one attempt left");
+        assert!(
+            e.replay_call(&mut replay, &mut peer).is_none(),
+            "but no target left the caller may use"
+        );
+        assert_eq!(
+            e.replay_failed(&replay),
+            Stat::Destination(DestinationStat::ReplayFailures, 0)
+        );
+        let ok = e.on_replay_response(&mut replay, Some(200), &store, || 1);
+        assert!(!ok.failed && !ok.again);
+    }
+
+    #[test]
+    fn replays_try_the_same_tier_first_and_stop_after_the_attempts() {
+        let e = replay_engine();
+        let store = Store::default();
+        let h = headers("/", &[]);
+        let mut peer = FakePeer {
+            san: Some(b"spiffe://td/ns/a/sa/u".to_vec()),
+        };
+        let (observe, first) = first_attempt(&e, &h, &mut peer);
+        let mut replay = e.start_replay(&observe, bytes(&h)).unwrap();
+        let order: Vec<&str> = std::iter::from_fn(|| {
+            let call = e.replay_call(&mut replay, &mut peer)?;
+            let cluster = call.cluster;
+            let again = e.on_replay_response(&mut replay, None, &store, || 1).again;
+            Some((cluster, again))
+        })
+        .scan(true, |go, (cluster, again)| {
+            let emit = go.then_some(cluster);
+            *go = again;
+            emit
+        })
+        .collect();
+        let same_tier = if first == 0 { "eu" } else { "et" };
+        assert_eq!(
+            order,
+            [same_tier, "ev"],
+            "the local tier first, then the remote one"
+        );
+        assert!(!replay.can_replay(), "two attempts, as configured");
+        let answered = e.replayed_decision_header(&observe, 2);
+        assert_eq!(answered, None, "no decision header configured");
+    }
+
+    #[test]
+    fn a_post_is_not_replayed_unless_the_route_says_so() {
+        let e = replay_engine();
+        let mut h = headers("/", &[]);
+        h[0] = (":method", b"POST");
+        let mut peer = caller();
+        let observe = e.on_request_headers(&h, &mut peer).observe.unwrap();
+        assert!(!observe.replay);
+        assert!(e.start_replay(&observe, bytes(&h)).is_none());
+        let json = REPLAY.replace(r#""attempts": 2"#, r#""methods": ["GET", "POST"]"#);
+        let e = Engine::new(
+            Policy::from_json(json.as_bytes(), &Default::default()).unwrap(),
+            1,
+        );
+        let observe = e.on_request_headers(&h, &mut peer).observe.unwrap();
+        let mut replay = e.start_replay(&observe, bytes(&h)).unwrap();
+        replay.buffer_body(b"{}");
+        assert_eq!(replay.body(), Some(&b"{}"[..]));
+        assert_eq!(
+            e.replay_call(&mut replay, &mut peer).map(|c| c.cluster),
+            Some("ev")
+        );
     }
 
     #[test]

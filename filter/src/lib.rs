@@ -6,13 +6,15 @@
 //!
 //! Everything but `adapter` (compiled for the proxy-wasm target only) is plain Rust:
 //! - [`config`]: the JSON wire types; [`policy`]: validation and compilation;
+//! - [`path`]: the normal form of a path (the only form authorized);
 //! - [`matcher`]: the request view, routes and request conditions; [`regex`]: regex
 //!   compilation and `pathRegex` shapes; [`tail`]: a fast matcher for simple regex tails;
 //!   [`header_map`]: the ABI's header-map bytes; [`hash`]: the filter's hashing;
 //! - [`identity`]: caller identities; [`authorizer`]: TrafficTargets;
 //! - [`balancer`]: policies, weights, sticky picks; [`health`]: outlier detection and
 //!   its shared table;
-//! - [`decision`]: the routing decision; [`engine`]: each callback's [`outcome`];
+//! - [`decision`]: the routing decision; [`replay`]: sending a failed request to the next
+//!   target; [`engine`]: each callback's [`outcome`];
 //!   [`stats`]: every stat, in one list.
 
 pub mod authorizer;
@@ -26,8 +28,10 @@ pub mod health;
 pub mod identity;
 pub mod matcher;
 pub mod outcome;
+pub mod path;
 pub mod policy;
 pub mod regex;
+pub mod replay;
 pub mod stats;
 pub mod tail;
 

@@ -74,6 +74,8 @@ pub struct LocalReply<'a> {
     pub body: &'static str,
     /// An extra response header (the decision header, when configured).
     pub header: Option<(&'a str, String)>,
+    /// The gRPC status, for a gRPC request (the host then answers the gRPC way).
+    pub grpc_status: Option<u32>,
 }
 
 /// What the adapter must remember of a forwarded request for its response.
@@ -81,8 +83,10 @@ pub struct LocalReply<'a> {
 pub struct Observe {
     /// The decision the request was forwarded by.
     pub decision: Decision,
-    /// Whether outlier detection needs the response's `:status`.
+    /// Whether the response's `:status` is needed (outlier detection, replay).
     pub status: bool,
+    /// Whether the route replays this request on a failure: the adapter keeps it.
+    pub replay: bool,
 }
 
 /// Header operations of one callback.
@@ -116,8 +120,48 @@ pub struct ResponseOutcome<'a> {
     pub header: Option<HeaderOp<'a>>,
     /// A stat to bump by one.
     pub stat: Option<Stat>,
+    /// A gauge to set.
+    pub gauge: Option<(Stat, u64)>,
     /// A line to log.
     pub log: Option<LogEvent<'a>>,
+    /// The response is a failure the request is replayed on: hold it, and send the
+    /// request to the next target ([`crate::engine::Engine::replay_call`]).
+    pub replay: bool,
+}
+
+/// A replayed attempt to send: the callout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayCall<'a> {
+    /// The Envoy cluster of the target.
+    pub cluster: &'a str,
+    /// The request headers, pseudo-headers first.
+    pub headers: Vec<(String, String)>,
+    /// How long the attempt may take.
+    pub timeout_ms: u64,
+    /// The stat to bump (the replay).
+    pub stat: Stat,
+}
+
+/// What a replayed attempt's answer means.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayResult<'a> {
+    /// The attempt failed too.
+    pub failed: bool,
+    /// It failed and attempts are left: try the next target.
+    pub again: bool,
+    /// The target's ejection, if the answer tipped it.
+    pub stat: Option<Stat>,
+    /// The ejected-targets gauge, if it changed.
+    pub gauge: Option<(Stat, u64)>,
+    /// A line to log.
+    pub log: Option<LogEvent<'a>>,
+}
+
+/// The outcome of a tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Gauges to set (those that changed).
+    pub gauges: Vec<(Stat, u64)>,
 }
 
 /// A log line: its level and what it says.

@@ -7,14 +7,15 @@ use crate::authorizer::{path_test, AccountId, Authorizer, CompiledMatch};
 use crate::balancer::{Balancer, TargetSlot, MAX_TARGETS};
 use crate::config::{
     DestinationConfig, HeaderMatchConfig, HttpMatchConfig, LocalConfig, OutlierDetectionConfig,
-    PathMatchConfig, PluginConfig, RouteConfig, StickyConfig, TargetConfig, Unmatched,
-    CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
+    PathMatchConfig, PathNormalization, PluginConfig, RouteConfig, StickyConfig, TargetConfig,
+    Unmatched, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 use crate::hash::{hash_bytes, push_hex, Map};
 use crate::matcher::{
     HeaderCondition, HostPattern, MethodSet, PathCondition, Route, RouteTable, ValueCondition,
 };
 use crate::regex::{compile_regex, RegexCache};
+use crate::replay::ReplayPolicy;
 
 /// A config error: the field path (`destinations[0].targets[1].weight`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,12 +181,16 @@ pub struct Policy {
     pub decision_header: Option<String>,
     /// Treatment of unmatched requests.
     pub unmatched: Unmatched,
+    /// Treatment of paths not in normal form.
+    pub path_normalization: PathNormalization,
     /// Identity source.
     pub identity: IdentitySource,
     /// Access control.
     pub authorizer: Authorizer,
     /// Routes.
     pub routes: RouteTable,
+    /// Each route's replay settings, by route index.
+    pub replays: Vec<Option<ReplayPolicy>>,
     /// Destinations.
     pub destinations: Vec<Destination>,
     /// The gateway's locality after node fallback.
@@ -266,6 +271,7 @@ impl Policy {
 
         let mut names: Map<&str, usize> = Map::default();
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut replays = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             if names.insert(r.name.as_str(), i).is_some() {
@@ -279,18 +285,26 @@ impl Policy {
                 ));
             };
             routes.push(compile_route(&path, r, d, &config.destinations[d])?);
+            replays.push(
+                r.replay
+                    .as_ref()
+                    .map(|c| ReplayPolicy::compile(&format!("{path}.replay"), c))
+                    .transpose()?,
+            );
         }
 
         Ok(Self {
             cluster_header,
             decision_header,
             unmatched: config.unmatched,
+            path_normalization: config.path_normalization,
             identity: IdentitySource {
                 trusted_header,
                 trust_domains: config.identity.trust_domains,
             },
             authorizer,
             routes: RouteTable::new(routes),
+            replays,
             destinations,
             local,
         })

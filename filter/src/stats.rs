@@ -1,12 +1,30 @@
 //! Every stat the filter keeps, declared in one place (as Envoy's `ALL_RBAC_FILTER_STATS`),
 //! and their flat layout for a policy: the adapter defines them in layout order once per
 //! configure and bumps a stat by its index.
+//!
+//! Names are Prometheus-style families with Istio's tag encoding,
+//! `xcluster_requests_total.destination=.=shop;.;target=.=west;.;`: Envoy's
+//! `stats_config.stats_tags` with regexes `(<tag>=\.=(.*?);\.;)` (what Istio generates for
+//! `extraStatTags`) turn the tags into labels, so `/stats/prometheus` shows
+//! `xcluster_requests_total{destination="shop",target="west"}`.
 
 use crate::policy::Policy;
 
-/// Declares a scope's stats: the enum, `ALL` in layout order, and each stat's name.
+/// Whether a stat only grows or is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatKind {
+    /// Incremented by one per event.
+    Counter,
+    /// Set to the current value.
+    Gauge,
+}
+
+/// Declares a scope's stats: the enum, `ALL` in layout order, and each stat's kind, family
+/// name and fixed tags.
 macro_rules! stats {
-    ($(#[$meta:meta])* pub enum $scope:ident { $($(#[$doc:meta])* $stat:ident => $name:literal,)* }) => {
+    ($(#[$meta:meta])* pub enum $scope:ident {
+        $($(#[$doc:meta])* $stat:ident => $kind:ident $family:literal $([$tag:literal = $value:literal])?,)*
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $scope {
@@ -17,10 +35,24 @@ macro_rules! stats {
             /// Every stat of the scope, in layout order.
             pub const ALL: &'static [Self] = &[$(Self::$stat,)*];
 
-            /// The stat's name within its scope.
-            pub fn name(self) -> &'static str {
+            /// Counter or gauge.
+            pub fn kind(self) -> StatKind {
                 match self {
-                    $(Self::$stat => $name,)*
+                    $(Self::$stat => StatKind::$kind,)*
+                }
+            }
+
+            /// The metric family (the Prometheus name).
+            pub fn family(self) -> &'static str {
+                match self {
+                    $(Self::$stat => $family,)*
+                }
+            }
+
+            /// The tag the stat always carries besides its scope's, if any.
+            pub fn tag(self) -> Option<(&'static str, &'static str)> {
+                match self {
+                    $(Self::$stat => None$(.or(Some(($tag, $value))))?,)*
                 }
             }
         }
@@ -28,38 +60,67 @@ macro_rules! stats {
 }
 
 stats! {
-    /// Stats of the whole plugin: `xcluster.<name>`.
+    /// Stats of the whole plugin.
     pub enum GlobalStat {
         /// Requests that matched no route.
-        Unmatched => "unmatched",
+        Unmatched => Counter "xcluster_unmatched_total",
         /// Requests answered 500 because the filter could not decide (a host failure or
         /// a re-entered callback).
-        InternalError => "internal_error",
+        InternalError => Counter "xcluster_internal_errors_total",
+        /// 400: a path with a `.` or `..` segment that a route would take.
+        RejectedDotSegment => Counter "xcluster_rejected_paths_total" ["reason" = "dot_segment"],
+        /// 400: a path with an escape an upstream would decode into another path.
+        RejectedEncodedCharacter => Counter "xcluster_rejected_paths_total" ["reason" = "encoded_character"],
+        /// 400: a path with a `\`.
+        RejectedBackslash => Counter "xcluster_rejected_paths_total" ["reason" = "backslash"],
     }
 }
 
 stats! {
-    /// Stats of each destination: `xcluster.dest.<destination>.<name>`.
+    /// Stats of each destination (tag `destination`).
     pub enum DestinationStat {
         /// Denied: no acceptable caller identity.
-        DeniedNoIdentity => "denied.no_identity",
+        DeniedNoIdentity => Counter "xcluster_denied_total" ["reason" = "no_identity"],
         /// Denied: no TrafficTarget allows the caller this request.
-        DeniedNotAllowed => "denied.not_allowed",
-        /// Dry-run mode: would have been denied, forwarded.
-        DryRunDenied => "dry_run_denied",
+        DeniedNotAllowed => Counter "xcluster_denied_total" ["reason" = "not_allowed"],
+        /// Dry-run mode: would have been denied for want of an identity, forwarded.
+        DryRunNoIdentity => Counter "xcluster_dry_run_denied_total" ["reason" = "no_identity"],
+        /// Dry-run mode: no TrafficTarget would allow it, forwarded.
+        DryRunNotAllowed => Counter "xcluster_dry_run_denied_total" ["reason" = "not_allowed"],
         /// No target available under the policy (503).
-        NoHealthy => "no_healthy",
+        NoHealthy => Counter "xcluster_no_healthy_target_total",
+        /// Requests that failed on every target they were replayed to.
+        ReplayFailures => Counter "xcluster_replay_failures_total",
+        /// Targets ejected now, as this worker last saw the shared table.
+        EjectedTargets => Gauge "xcluster_ejected_targets",
     }
 }
 
 stats! {
-    /// Stats of each target: `xcluster.dest.<destination>.<name>.<target>`.
+    /// Stats of each target (tags `destination`, `target`).
     pub enum TargetStat {
         /// Requests routed to the target.
-        Routed => "routed",
+        Routed => Counter "xcluster_requests_total",
         /// Times outlier detection ejected the target.
-        Ejected => "ejected",
+        Ejected => Counter "xcluster_ejections_total",
+        /// Failed requests replayed to the target.
+        Replayed => Counter "xcluster_replays_total",
     }
+}
+
+/// A stat's full name: `family` then each tag as Istio encodes it (`.k=.=v;.;`).
+pub fn stat_name(family: &str, tags: &[(&str, &str)]) -> String {
+    let mut name = String::from(family);
+    for (key, value) in tags {
+        if name.len() == family.len() {
+            name.push('.');
+        }
+        name.push_str(key);
+        name.push_str("=.=");
+        name.push_str(value);
+        name.push_str(";.;");
+    }
+    name
 }
 
 /// One stat of a policy: its kind and, for scoped stats, the destination and target
@@ -126,21 +187,27 @@ impl StatLayout {
         }
     }
 
-    /// Every stat's full name, in layout order.
-    pub fn names(&self, policy: &Policy) -> Vec<String> {
+    /// Every stat's kind and full name, in layout order.
+    pub fn names(&self, policy: &Policy) -> Vec<(StatKind, String)> {
         let mut names = Vec::with_capacity(self.len());
         for s in GlobalStat::ALL {
-            names.push(format!("xcluster.{}", s.name()));
+            names.push((s.kind(), stat_name(s.family(), s.tag().as_slice())));
         }
         for d in &policy.destinations {
             for s in DestinationStat::ALL {
-                names.push(format!("xcluster.dest.{}.{}", d.name, s.name()));
+                let mut tags = vec![("destination", d.name.as_str())];
+                tags.extend(s.tag());
+                names.push((s.kind(), stat_name(s.family(), &tags)));
             }
         }
         for d in &policy.destinations {
             for t in &d.targets {
                 for s in TargetStat::ALL {
-                    names.push(format!("xcluster.dest.{}.{}.{}", d.name, s.name(), t.name));
+                    let tags = [
+                        ("destination", d.name.as_str()),
+                        ("target", t.name.as_str()),
+                    ];
+                    names.push((s.kind(), stat_name(s.family(), &tags)));
                 }
             }
         }
@@ -178,7 +245,7 @@ mod tests {
     fn every_stat_has_the_index_of_its_name() {
         let p = policy();
         let layout = StatLayout::new(&p);
-        let names = layout.names(&p);
+        let names: Vec<String> = layout.names(&p).into_iter().map(|(_, n)| n).collect();
         assert_eq!(names.len(), layout.len());
         let mut all = Vec::new();
         all.extend(GlobalStat::ALL.iter().map(|&s| Stat::Global(s)));
@@ -203,19 +270,27 @@ mod tests {
         let at = |s| names[layout.index(s)].as_str();
         assert_eq!(
             at(Stat::Global(GlobalStat::Unmatched)),
-            "xcluster.unmatched"
+            "xcluster_unmatched_total"
         );
         assert_eq!(
             at(Stat::Destination(DestinationStat::NoHealthy, 1)),
-            "xcluster.dest.b.no_healthy"
+            "xcluster_no_healthy_target_total.destination=.=b;.;"
+        );
+        assert_eq!(
+            at(Stat::Destination(DestinationStat::DeniedNotAllowed, 0)),
+            "xcluster_denied_total.destination=.=a;.;reason=.=not_allowed;.;"
         );
         assert_eq!(
             at(Stat::Target(TargetStat::Ejected, 1, 2)),
-            "xcluster.dest.b.ejected.r"
+            "xcluster_ejections_total.destination=.=b;.;target=.=r;.;"
         );
         assert_eq!(
             at(Stat::Target(TargetStat::Routed, 0, 0)),
-            "xcluster.dest.a.routed.x"
+            "xcluster_requests_total.destination=.=a;.;target=.=x;.;"
         );
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "every stat has its own name");
     }
 }

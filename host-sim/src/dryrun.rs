@@ -318,14 +318,18 @@ pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, Sim
         let crate::MetricValue::Counter(n) = value else {
             continue;
         };
-        let Some(rest) = name.strip_prefix("xcluster.dest.") else {
+        // xcluster_ejections_total.destination=.=<d>;.;target=.=<t>;.;
+        let Some(tags) = name.strip_prefix("xcluster_ejections_total.") else {
             continue;
         };
-        if let Some((dest, target)) = rest.split_once(".ejected.") {
+        let tag = |key: &str| {
+            let start = tags.find(&format!("{key}=.="))? + key.len() + 3;
+            let len = tags[start..].find(";.;")?;
+            Some(tags[start..start + len].to_string())
+        };
+        if let (Some(dest), Some(target)) = (tag("destination"), tag("target")) {
             if n > 0 {
-                report
-                    .ejections
-                    .insert((dest.to_string(), target.to_string()), n);
+                report.ejections.insert((dest, target), n);
             }
         }
     }

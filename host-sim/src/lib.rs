@@ -22,7 +22,7 @@
 //! )?;
 //! assert_eq!(action, Action::Continue);
 //! assert_eq!(stream.local_reply(), None);
-//! assert_eq!(host.counter("xcluster.unmatched"), Some(1));
+//! assert_eq!(host.counter("xcluster_unmatched_total"), Some(1));
 //! println!("{} wasm instructions", stream.instructions());
 //! # Ok(()) }
 //! ```

@@ -368,6 +368,11 @@ impl HttpStream {
         self.resumed(StreamType::HttpRequest)
     }
 
+    /// Whether the filter resumed the response it paused (`proxy_continue_stream`).
+    pub fn response_resumed(&self) -> bool {
+        self.resumed(StreamType::HttpResponse)
+    }
+
     /// Whether the filter reset the stream with `proxy_close_stream`.
     pub fn was_reset(&self) -> bool {
         self.with_state(|s| !s.closed.is_empty()) == Some(true)

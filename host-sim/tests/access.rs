@@ -86,7 +86,10 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
     );
     // The reason goes to Envoy's response code details (access logs), not to the client.
     assert_eq!(reply.details, "xcluster_denied_not_allowed");
-    assert_eq!(host.counter("xcluster.dest.d.denied.not_allowed"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_denied_total.destination=.=d;.;reason=.=not_allowed;.;"),
+        Some(1)
+    );
 
     let (s, _) = send(&vm, &get("/", &[]), None);
     assert_eq!(s.local_reply().unwrap().status, 403);
@@ -94,7 +97,10 @@ fn enforce_allows_listed_callers_and_denies_everyone_else() {
         s.local_reply().unwrap().details,
         "xcluster_denied_no_identity"
     );
-    assert_eq!(host.counter("xcluster.dest.d.denied.no_identity"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_denied_total.destination=.=d;.;reason=.=no_identity;.;"),
+        Some(1)
+    );
     let denials: Vec<String> = host
         .logs_at(LogLevel::Debug)
         .into_iter()
@@ -123,7 +129,10 @@ fn denials_are_not_logged_at_info_level() {
         );
         assert_eq!(s.local_reply().unwrap().status, 403);
     }
-    assert_eq!(host.counter("xcluster.dest.d.denied.not_allowed"), Some(20));
+    assert_eq!(
+        host.counter("xcluster_denied_total.destination=.=d;.;reason=.=not_allowed;.;"),
+        Some(20)
+    );
     let logged: Vec<String> = host
         .logs()
         .into_iter()
@@ -174,7 +183,10 @@ fn per_target_service_accounts_decide_which_clusters_may_serve() {
         assert_eq!(routed(&s).as_deref(), Some("a"));
         s.finish().unwrap();
     }
-    assert_eq!(host.counter("xcluster.dest.d.routed.b"), Some(0));
+    assert_eq!(
+        host.counter("xcluster_requests_total.destination=.=d;.;target=.=b;.;"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -297,7 +309,10 @@ fn dry_run_reports_would_be_denials_and_forwards() {
     let (mut s, action) = send(&vm, &h, Some(CURL));
     assert_eq!(action, Action::Continue);
     assert!(routed(&s).is_some());
-    assert_eq!(host.counter("xcluster.dest.d.dry_run_denied"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_dry_run_denied_total.destination=.=d;.;reason=.=not_allowed;.;"),
+        Some(1)
+    );
     assert!(host
         .logs_at(LogLevel::Info)
         .iter()
@@ -312,7 +327,10 @@ fn dry_run_reports_would_be_denials_and_forwards() {
         .response_header("x-decision")
         .unwrap()
         .ends_with("access=allowed"));
-    assert_eq!(host.counter("xcluster.dest.d.dry_run_denied"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_dry_run_denied_total.destination=.=d;.;reason=.=not_allowed;.;"),
+        Some(1)
+    );
 }
 
 #[test]

@@ -113,7 +113,10 @@ fn locality_serves_only_the_local_cluster() {
         (reply.status, reply.body.as_slice()),
         (503, &b"no healthy target"[..])
     );
-    assert_eq!(host.counter("xcluster.dest.d.no_healthy"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_no_healthy_target_total.destination=.=d;.;"),
+        Some(1)
+    );
 }
 
 #[test]
@@ -177,9 +180,15 @@ fn ejection_fails_over_and_recovery_fails_back() {
     assert_eq!(exchange(&vm, 200, 0).as_deref(), Some("t0"));
     assert_eq!(exchange(&vm, 500, 0).as_deref(), Some("t0"));
     assert_eq!(exchange(&vm, 500, 0).as_deref(), Some("t0"));
-    assert_eq!(host.counter("xcluster.dest.d.ejected.t0"), Some(0));
+    assert_eq!(
+        host.counter("xcluster_ejections_total.destination=.=d;.;target=.=t0;.;"),
+        Some(0)
+    );
     assert_eq!(exchange(&vm, 503, 0).as_deref(), Some("t0"));
-    assert_eq!(host.counter("xcluster.dest.d.ejected.t0"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_ejections_total.destination=.=d;.;target=.=t0;.;"),
+        Some(1)
+    );
     assert!(host
         .logs_at(LogLevel::Warn)
         .iter()
@@ -192,6 +201,31 @@ fn ejection_fails_over_and_recovery_fails_back() {
     assert_eq!(exchange(&vm, 200, 0).as_deref(), Some("t1"));
     host.advance(Duration::from_millis(2000)).unwrap();
     assert_eq!(exchange(&vm, 200, 0).as_deref(), Some("t0"));
+}
+
+#[test]
+fn the_ejected_targets_gauge_follows_ejections_on_every_worker() {
+    let host = new_host();
+    let cfg = dest(
+        tiers(),
+        json!({"policy": "FailOver", "outlier_detection": outlier(json!({}))}),
+    );
+    let gauge = "xcluster_ejected_targets.destination=.=d;.;";
+    let (w0, w1) = (start(&host, &cfg), start(&host, &cfg));
+    assert_eq!(host.gauge(gauge), Some(0));
+    for _ in 0..3 {
+        exchange(&w0, 500, 0);
+    }
+    assert_eq!(host.gauge(gauge), Some(1), "set by the worker that ejected");
+    host.tick().unwrap();
+    assert_eq!(
+        host.gauge(gauge),
+        Some(1),
+        "the other worker agrees on its tick"
+    );
+    assert_eq!(exchange(&w1, 200, 0).as_deref(), Some("t1"));
+    host.advance(Duration::from_millis(11_000)).unwrap();
+    assert_eq!(host.gauge(gauge), Some(0), "the ejection ended");
 }
 
 #[test]
@@ -251,7 +285,10 @@ fn gateway_errors_count_502_503_504_and_connect_failures() {
         "UF: connect failure"
     );
     assert_eq!(exchange(&vm, 504, 0).as_deref(), Some("t0"));
-    assert_eq!(host.counter("xcluster.dest.d.ejected.t0"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_ejections_total.destination=.=d;.;target=.=t0;.;"),
+        Some(1)
+    );
     assert_eq!(exchange(&vm, 200, 0).as_deref(), Some("t1"));
 }
 
@@ -265,8 +302,12 @@ fn max_ejection_percent_keeps_targets_in_service() {
     for _ in 0..20 {
         exchange(&vm, 500, 0);
     }
-    let ejected = host.counter("xcluster.dest.d.ejected.a").unwrap()
-        + host.counter("xcluster.dest.d.ejected.b").unwrap();
+    let ejected = host
+        .counter("xcluster_ejections_total.destination=.=d;.;target=.=a;.;")
+        .unwrap()
+        + host
+            .counter("xcluster_ejections_total.destination=.=d;.;target=.=b;.;")
+            .unwrap();
     assert_eq!(ejected, 1);
     let got = spread(&vm, 10);
     assert_eq!(got.len(), 1, "{got:?}");
@@ -322,11 +363,15 @@ fn concurrent_ejections_on_two_vms_merge_in_shared_data() {
     }
     let other = other.expect("w1 never picked the second target");
     assert_eq!(
-        host.counter(&format!("xcluster.dest.d.ejected.{first}")),
+        host.counter(&format!(
+            "xcluster_ejections_total.destination=.=d;.;target=.={first};.;"
+        )),
         Some(1)
     );
     assert_eq!(
-        host.counter(&format!("xcluster.dest.d.ejected.{other}")),
+        host.counter(&format!(
+            "xcluster_ejections_total.destination=.=d;.;target=.={other};.;"
+        )),
         Some(1)
     );
     // After a tick both workers know both ejections: nothing healthy is left.

@@ -18,8 +18,11 @@ fn unreadable_request_headers_are_a_500_internal_error_not_a_decision() {
     assert_eq!(reply.status, 500);
     assert_eq!(reply.details, "xcluster_internal_error");
     assert_eq!(reply.body, b"internal error");
-    assert_eq!(host.counter("xcluster.internal_error"), Some(1));
-    assert_eq!(host.counter("xcluster.dest.d.routed.a"), Some(0));
+    assert_eq!(host.counter("xcluster_internal_errors_total"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_requests_total.destination=.=d;.;target=.=a;.;"),
+        Some(0)
+    );
     assert_eq!(
         host.logs_at(LogLevel::Error),
         ["xcluster: internal error: request headers unavailable"]

@@ -24,7 +24,10 @@ fn a_matching_request_gets_the_cluster_header_and_a_route_cache_clear() {
     );
     assert_eq!(s.route_cache_cleared(), 1);
     assert_eq!(s.local_reply(), None);
-    assert_eq!(host.counter("xcluster.dest.d.routed.a"), Some(1));
+    assert_eq!(
+        host.counter("xcluster_requests_total.destination=.=d;.;target=.=a;.;"),
+        Some(1)
+    );
 }
 
 #[test]
@@ -40,7 +43,7 @@ fn unmatched_requests_pass_untouched_or_get_404() {
     assert_eq!(action, Action::Continue);
     assert_eq!(s.request_headers_now().len(), 3);
     assert_eq!(s.route_cache_cleared(), 0);
-    assert_eq!(host.counter("xcluster.unmatched"), Some(1));
+    assert_eq!(host.counter("xcluster_unmatched_total"), Some(1));
 
     let host = new_host();
     let cfg = config(

@@ -107,10 +107,10 @@ fn unknown_caller_is_denied_without_details() {
         "no access log line with the reason:\n{}",
         w.gw.envoy.log()
     );
-    let stats = w.gw.envoy.stats("xcluster.dest.httpbin.denied").unwrap();
+    let stats = w.gw.envoy.stats("xcluster_denied_total").unwrap();
     assert_eq!(
         stats
-            .get("wasmcustom.xcluster.dest.httpbin.denied.not_allowed")
+            .get("wasmcustom.xcluster_denied_total.destination=.=httpbin;.;reason=.=not_allowed;.;")
             .copied(),
         Some(20),
         "{stats:?}"

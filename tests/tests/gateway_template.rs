@@ -31,7 +31,7 @@ fn gateway_template_fails_over() {
     config = fill(&config, "port_value: 10000", "port_value: 0");
     config = fill(
         &config,
-        "target/wasm32-wasip1/release/xcluster_filter.wasm",
+        "target/xcluster_filter.wasm",
         &wasm.to_string_lossy(),
     );
     for (i, upstream) in upstreams.iter().enumerate() {

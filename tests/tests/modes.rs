@@ -75,10 +75,10 @@ fn dry_run_serves_and_reports_would_be_denials() {
         ["cluster-1", "cluster-2", "cluster-3"],
         "{tally}"
     );
-    let stats = gw.envoy.stats("xcluster.dest.httpbin").unwrap();
+    let stats = gw.envoy.stats("xcluster_dry_run_denied_total").unwrap();
     assert_eq!(
         stats
-            .get("wasmcustom.xcluster.dest.httpbin.dry_run_denied")
+            .get("wasmcustom.xcluster_dry_run_denied_total.destination=.=httpbin;.;reason=.=not_allowed;.;")
             .copied(),
         Some(60),
         "{stats:?}"
@@ -110,9 +110,11 @@ fn trusted_header_carries_the_identity() {
         .request("GET", HTTPBIN_HOST, "/", &[("x-caller", INTRUDER_ID)])
         .unwrap();
     assert_eq!((resp.status, resp.body.as_str()), (403, "access denied"));
-    let stats = gw.envoy.stats("xcluster.dest.httpbin.denied").unwrap();
+    let stats = gw.envoy.stats("xcluster_denied_total").unwrap();
     for reason in ["no_identity", "not_allowed"] {
-        let name = format!("wasmcustom.xcluster.dest.httpbin.denied.{reason}");
+        let name = format!(
+            "wasmcustom.xcluster_denied_total.destination=.=httpbin;.;reason=.={reason};.;"
+        );
         assert_eq!(stats.get(&name).copied(), Some(1), "{stats:?}");
     }
 }

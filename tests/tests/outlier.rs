@@ -61,9 +61,9 @@ fn failing_cluster_is_ejected_and_returns() {
     );
     assert!(streak >= 30, "no 30 successes in a row after the failures");
 
-    let stats = gw.envoy.stats("xcluster.dest.httpbin.ejected").unwrap();
+    let stats = gw.envoy.stats("xcluster_ejections_total").unwrap();
     let ejected = stats
-        .get("wasmcustom.xcluster.dest.httpbin.ejected.cluster-3")
+        .get("wasmcustom.xcluster_ejections_total.destination=.=httpbin;.;target=.=cluster-3;.;")
         .copied()
         .unwrap_or(0);
     assert!(ejected >= 1, "ejection counter: {stats:?}");

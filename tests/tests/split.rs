@@ -39,9 +39,11 @@ fn split_75_15_10_lands_within_3_points() {
         assert_eq!(upstream.served() as usize, tally.count(upstream.name()));
     }
     // And so did the filter's own counters.
-    let stats = gw.envoy.stats("xcluster.dest.reviews.routed").unwrap();
+    let stats = gw.envoy.stats("xcluster_requests_total").unwrap();
     for cluster in ["cluster-1", "cluster-2", "cluster-3"] {
-        let name = format!("wasmcustom.xcluster.dest.reviews.routed.{cluster}");
+        let name = format!(
+            "wasmcustom.xcluster_requests_total.destination=.=reviews;.;target=.={cluster};.;"
+        );
         assert_eq!(
             stats.get(&name).copied(),
             Some(tally.count(cluster) as u64),

@@ -1,10 +1,14 @@
 //! Builds a workspace package for `wasm32-wasip1 --release` with cargo, once per process,
-//! and returns the `.wasm`: the one helper behind host-sim's, the e2e tests' and the
-//! benchmark's modules.
+//! and returns the `.wasm`: the one helper behind `make build`, host-sim's, the e2e
+//! tests' and the benchmark's modules.
 //!
-//! Cargo itself decides whether a module is stale, so asking again in a new process is a
-//! no-op when nothing changed. `$CARGO` (set by `cargo test`/`cargo run`) and
-//! `$CARGO_TARGET_DIR` are honoured; `$XCLUSTER_WASM` replaces the filter build.
+//! The module that ships ([`shipped`], `target/<package>.wasm`) is cargo's release build
+//! run through binaryen's `wasm-opt -Oz` (installed by `make setup` into `.tools/`): for the
+//! filter that is 70 KB smaller and about 20 % fewer wasm instructions per request than
+//! what cargo writes. Cargo itself decides whether a module is stale, and `wasm-opt` runs
+//! again only when cargo's module is newer than the shipped one, so asking again in a new
+//! process is a no-op when nothing changed. `$CARGO` (set by `cargo test`/`cargo run`),
+//! `$CARGO_TARGET_DIR` and `$WASM_OPT` are honoured; `$XCLUSTER_WASM` replaces the filter.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +24,19 @@ pub const FILTER_PACKAGE: &str = "xcluster-filter";
 
 /// Environment variable that points at a prebuilt filter module (skips the build).
 pub const WASM_ENV: &str = "XCLUSTER_WASM";
+
+/// Environment variable that names the `wasm-opt` to use.
+pub const WASM_OPT_ENV: &str = "WASM_OPT";
+
+/// The wasm features rustc enables for `wasm32-wasip1`, which `wasm-opt` must accept.
+const WASM_FEATURES: [&str; 6] = [
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-multivalue",
+    "--enable-reference-types",
+];
 
 /// Why a module could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,12 +75,81 @@ pub fn module_path(target_dir: &Path, package: &str) -> PathBuf {
         .join(format!("{}.wasm", package.replace('-', "_")))
 }
 
-/// The filter module: `$XCLUSTER_WASM` if set, else [`build`] of the filter package.
+/// Where the shipped module of `package` lands under `target_dir`:
+/// `<package, `-` as `_`>.wasm`.
+pub fn shipped_path(target_dir: &Path, package: &str) -> PathBuf {
+    target_dir.join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// The filter module: `$XCLUSTER_WASM` if set, else the [`shipped`] filter.
 pub fn filter_wasm() -> Result<PathBuf, BuildError> {
     match std::env::var_os(WASM_ENV) {
         Some(path) => Ok(PathBuf::from(path)),
-        None => build(FILTER_PACKAGE),
+        None => shipped(FILTER_PACKAGE),
     }
+}
+
+/// The module of `package` as it ships: [`build`], then `wasm-opt -Oz` into
+/// [`shipped_path`] unless that is newer than cargo's module already. Once per process.
+pub fn shipped(package: &str) -> Result<PathBuf, BuildError> {
+    static SHIPPED: OnceLock<Mutex<HashMap<String, Result<PathBuf, BuildError>>>> = OnceLock::new();
+    let mut shipped = SHIPPED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    shipped
+        .entry(package.to_string())
+        .or_insert_with(|| {
+            let built = build(package)?;
+            let out = shipped_path(&target_dir(), package);
+            if !newer(&out, &built) {
+                optimize(&built, &out)?;
+            }
+            Ok(out)
+        })
+        .clone()
+}
+
+/// Whether `a` exists and was modified after `b`.
+fn newer(a: &Path, b: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(a), modified(b)), (Some(a), Some(b)) if a > b)
+}
+
+/// The `wasm-opt` to run: `$WASM_OPT`, else the one `make setup` installs into `.tools/`.
+pub fn wasm_opt() -> PathBuf {
+    std::env::var_os(WASM_OPT_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools/node_modules/.bin/wasm-opt"))
+}
+
+/// Runs `wasm-opt -Oz` on `module`, writing `out` (through a temporary file, so a reader
+/// never sees half a module).
+pub fn optimize(module: &Path, out: &Path) -> Result<(), BuildError> {
+    let wasm_opt = wasm_opt();
+    let partial = out.with_extension(format!("wasm.{}", std::process::id()));
+    let output = Command::new(&wasm_opt)
+        .arg("-Oz")
+        .args(WASM_FEATURES)
+        .arg(module)
+        .arg("-o")
+        .arg(&partial)
+        .output()
+        .map_err(|e| {
+            BuildError(format!(
+                "cannot run {}: {e}\nhint: run `make setup` (it installs binaryen's wasm-opt into .tools/), or set {WASM_OPT_ENV}",
+                wasm_opt.display()
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(BuildError(format!(
+            "wasm-opt -Oz {} failed: {}",
+            module.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    std::fs::rename(&partial, out)
+        .map_err(|e| BuildError(format!("cannot write {}: {e}", out.display())))
 }
 
 /// Builds `package` (`cargo build -p <package> --release --target wasm32-wasip1` in the
@@ -127,6 +213,28 @@ mod tests {
             module_path(Path::new("/t"), "xcluster-bench-noop"),
             Path::new("/t/wasm32-wasip1/release/xcluster_bench_noop.wasm")
         );
+    }
+
+    #[test]
+    fn shipped_modules_sit_in_the_target_dir() {
+        assert_eq!(
+            shipped_path(Path::new("/t"), "xcluster-filter"),
+            Path::new("/t/xcluster_filter.wasm")
+        );
+    }
+
+    #[test]
+    fn only_a_newer_file_is_newer() {
+        let dir = std::env::temp_dir().join(format!("wasm-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (old, new) = (dir.join("old"), dir.join("new"));
+        std::fs::write(&old, b"a").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&new, b"b").unwrap();
+        assert!(newer(&new, &old));
+        assert!(!newer(&old, &new));
+        assert!(!newer(&dir.join("missing"), &old));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use xcluster_filter::config::{
-    AccessConfig, DestinationConfig, LocalConfig, PluginConfig, RouteConfig, RouteMatchConfig,
-    TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
+    AccessConfig, DestinationConfig, LocalConfig, PluginConfig, ReplayConfig, RouteConfig,
+    RouteMatchConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 
 use super::{Address, Builder, Draft, EndpointKey, Model};
@@ -65,6 +65,7 @@ impl Builder<'_> {
                 name: config.name.clone(),
                 route_match: RouteMatchConfig::default(),
                 destination: config.name.clone(),
+                replay: None,
             };
             self.add_route(&config.hosts, route);
         }
@@ -123,7 +124,18 @@ impl Builder<'_> {
             origins.insert(dest.name.clone(), origin);
             destinations.push(dest);
         }
-        let routes = ordered_routes(std::mem::take(&mut self.routes));
+        let mut routes = ordered_routes(std::mem::take(&mut self.routes));
+        // Failover that loses nothing: a route to several targets replays a failed
+        // idempotent request on the next one (the filter's defaults).
+        for route in &mut routes {
+            let targets = destinations
+                .iter()
+                .find(|d| d.name == route.destination)
+                .map_or(0, |d| d.targets.len());
+            if targets > 1 && route.replay.is_none() {
+                route.replay = Some(ReplayConfig::default());
+            }
+        }
         let local = (self.local_config != LocalConfig::default()).then_some(self.local_config);
         Ok(Model {
             config: PluginConfig {
@@ -132,6 +144,7 @@ impl Builder<'_> {
                 decision_header: None,
                 local,
                 unmatched: Default::default(),
+                path_normalization: Default::default(),
                 identity: Default::default(),
                 access,
                 routes,
@@ -310,6 +323,7 @@ mod tests {
                 name: name.into(),
                 route_match: RouteMatchConfig::default(),
                 destination: name.into(),
+                replay: None,
             },
         }
     }

@@ -216,6 +216,7 @@ impl Builder<'_> {
                             name,
                             route_match,
                             destination: destination.clone(),
+                            replay: None,
                         },
                     );
                 }

@@ -131,6 +131,7 @@ impl<'a> Builder<'a> {
                             name: rname,
                             route_match,
                             destination: name.clone(),
+                            replay: None,
                         },
                     );
                 }

@@ -72,6 +72,7 @@ impl Builder<'_> {
                     name: format!("{split}#{match_name}"),
                     route_match,
                     destination: split.clone(),
+                    replay: None,
                 };
                 self.add_route(&hosts, route);
             }

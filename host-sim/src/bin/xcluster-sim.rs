@@ -14,7 +14,7 @@ use xcluster_wasm_build::{module_path, FILTER_PACKAGE, WASM_ENV};
 #[derive(Debug, Parser)]
 #[command(name = "xcluster-sim", version)]
 struct Args {
-    /// The filter module [default: $XCLUSTER_WASM, else target/wasm32-wasip1/release/xcluster_filter.wasm].
+    /// The filter module [default: $XCLUSTER_WASM, else target/xcluster_filter.wasm].
     #[arg(long)]
     wasm: Option<PathBuf>,
     /// Plugin config (JSON, or YAML when the file ends in .yaml / .yml).

@@ -138,16 +138,19 @@ fn run() -> Result<(), Error> {
     demo.send(&envoy, None, HTTPBIN_HOST, REQUESTS, &["cluster-2"])?;
     c2.stop();
     println!(
-        "\n    cluster-2's httpbin goes down (same gateway): after 5 gateway errors (the generated"
+        "\n    cluster-2's httpbin goes down (same gateway): each request that fails there is"
     );
-    println!("    outlier detection) cluster-2 is ejected and the remote clusters take over");
+    println!("    replayed on a remote cluster (the generated route replays), so none is lost;");
+    println!("    after 5 gateway errors (the generated outlier detection) cluster-2 is ejected");
     demo.send(
         &envoy,
         None,
         HTTPBIN_HOST,
         REQUESTS,
-        &["503 ", "cluster-1", "cluster-3"],
+        &["cluster-1", "cluster-3"],
     )?;
+    let stats = envoy.stats("xcluster_replays_total")?;
+    println!("    => replayed: {}", stats.values().sum::<u64>());
     drop(envoy);
     c2.restart()?;
     println!("  upstream cluster-2 is back at {c2_addr}");
