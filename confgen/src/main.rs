@@ -33,7 +33,8 @@ enum Command {
         after_help = "Example:\n  xcluster-gen envoy -f examples/004-istio-50-50/ --local-cluster cluster-a \\\n    --wasm target/xcluster_filter.wasm --listen 127.0.0.1:10000 \\\n    --endpoint cluster-a/default/reviews=127.0.0.1:18001"
     )]
     Envoy(EnvoyArgs),
-    /// Print an Istio WasmPlugin (YAML) with the config inline.
+    /// Print an Istio WasmPlugin (YAML) with the config inline, its targets naming Istio's
+    /// clusters (`istio` prints the routes to them too).
     #[command(
         after_help = "Example:\n  xcluster-gen wasmplugin -f examples/002-fsm/common -f examples/002-fsm/active-active \\\n    --local-cluster cluster-2 --url oci://registry.example/xcluster:0.1 --selector istio=ingressgateway"
     )]
@@ -320,7 +321,8 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
         }
         Command::Wasmplugin(a) => {
             let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
-            let value = wasmplugin::wasm_plugin(&model, &a.plugin.options()?)?;
+            let config = istio::istio_config(&model)?;
+            let value = wasmplugin::wasm_plugin(&config, &a.plugin.options()?)?;
             Ok((yaml::to_yaml(&value), model.warnings))
         }
     }

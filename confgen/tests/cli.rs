@@ -232,10 +232,14 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
     let dir = temp_dir("wasm");
     let wasm = dir.join("m.wasm");
     std::fs::write(&wasm, b"abc").unwrap();
+    // Istio names clusters by port: the Service says it.
+    let input = format!(
+        "{TP}---\napiVersion: v1\nkind: Service\nmetadata: {{name: reviews, namespace: bookinfo}}\nspec: {{ports: [{{port: 9080}}]}}\n"
+    );
     let plugin = |url: &str, extra: &[&str]| {
         let mut args = vec!["wasmplugin", "-f", "-", "--url", url];
         args.extend_from_slice(extra);
-        run_with_stdin(&args, TP)
+        run_with_stdin(&args, &input)
     };
     let wasm_arg = wasm.to_str().unwrap();
     let text = stdout_of(plugin(
@@ -251,6 +255,11 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
         "{text}"
     );
     assert!(text.contains("failStrategy: FAIL_CLOSE"), "{text}");
+    // Targets name the clusters Istio builds.
+    assert!(
+        text.contains("envoy_cluster: \"outbound|9080|xc-c2|reviews.bookinfo.svc.cluster.local\""),
+        "{text}"
+    );
 
     // Regression: for an oci:// URL the module's hash was written, which Istio compares
     // with the image's manifest digest and refuses.

@@ -625,6 +625,11 @@ spec:
     endpoints:
     - clusterKey: default/default/default/north
       target: {host: gw.north.example, port: 81, path: /north/httpbin}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: bookinfo, labels: {topology.istio.io/cluster: west}}
+spec: {ports: [{name: http, port: 9080}]}
 ";
     let mut child = Command::new(env!("CARGO_BIN_EXE_xcluster-gen"))
         .args([
@@ -699,7 +704,25 @@ spec:
     assert_eq!(vs["gateways"][0], "gateways/east-west");
     assert_eq!(
         vs["http"][0]["match"][0]["headers"]["x-xcluster-cluster"]["exact"],
-        "xc|west|bookinfo|reviews"
+        "outbound|9080|xc-west|reviews.bookinfo.svc.cluster.local"
+    );
+    // The port of the Service in another cluster serves the local subset too.
+    assert_eq!(
+        vs["http"][1]["match"][0]["headers"]["x-xcluster-cluster"]["exact"],
+        "outbound|9080|xc-east-v1|reviews.bookinfo.svc.cluster.local"
+    );
+    let plugin = docs.last().unwrap();
+    let targets = &plugin["spec"]["pluginConfig"]["destinations"];
+    let clusters: Vec<&str> = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["targets"].as_array().unwrap())
+        .map(|t| str_of(t, "envoy_cluster"))
+        .collect();
+    assert!(
+        clusters.contains(&"outbound|81||gateway.north.xcluster.internal"),
+        "{clusters:?}"
     );
     assert_eq!(
         vs["http"][0]["route"][0]["destination"]["subset"],

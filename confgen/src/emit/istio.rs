@@ -1,10 +1,12 @@
 //! `xcluster-gen istio`: what an Istio ingress or east-west gateway needs to run the
-//! filter. Istio names its Envoy clusters itself (`outbound|PORT|SUBSET|HOST`), so the
-//! filter's header must be mapped to Istio destinations by the gateway's routes:
+//! filter. Istio names its Envoy clusters itself (`outbound|PORT|SUBSET|HOST`,
+//! `model.BuildSubsetKey`), so each target's `envoy_cluster` becomes the name of the
+//! cluster Istio builds for its destination ([`istio_config`]) and the gateway's routes
+//! map the filter's header to that destination:
 //!
-//! - the `WasmPlugin` (see [`super::wasmplugin`]);
+//! - the `WasmPlugin` (see [`super::wasmplugin`]) with that config;
 //! - per destination a `VirtualService` bound to the gateway, one header match per target
-//!   (`x-xcluster-cluster: exact <envoy_cluster>` → host, port, subset), for the hosts of
+//!   (`x-xcluster-cluster: exact outbound|…` → host, port, subset), for the hosts of
 //!   its routes and any authority a target rewrites to; Envoy matches the routes again
 //!   after the filter sets the header (and rewrites the authority), and Istio appends the
 //!   routes of every VirtualService of a host on a gateway
@@ -21,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
-use xcluster_envoy::XCLUSTER_STAT_TAGS;
-use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
+use xcluster_envoy::{istio_outbound_cluster, XCLUSTER_STAT_TAGS};
+use xcluster_filter::config::{PluginConfig, DEFAULT_CLUSTER_HEADER};
 
 use super::wasmplugin::{wasm_plugin, WasmPluginOptions};
 use super::yaml;
@@ -51,6 +53,110 @@ pub fn gateway_host(cluster: &str) -> String {
     format!("gateway.{cluster}.xcluster.internal")
 }
 
+/// An Istio destination (host, subset, port) and the Envoy cluster Istio builds for it.
+struct Route {
+    destination: Value,
+    cluster: String,
+}
+
+/// The Istio side of the model: per target its destination, the DestinationRule subsets
+/// and the gateway ServiceEntries they need.
+struct Plan {
+    routes: BTreeMap<(String, String), Route>,
+    subsets: Subsets,
+    gateways: BTreeMap<String, (String, u16)>,
+}
+
+impl Plan {
+    fn new(model: &Model) -> Result<Self, Error> {
+        let mut plan = Plan {
+            routes: BTreeMap::new(),
+            subsets: Subsets::default(),
+            gateways: BTreeMap::new(),
+        };
+        for dest in &model.config.destinations {
+            for t in &dest.targets {
+                let id = (dest.name.clone(), t.name.clone());
+                let (Some(key), Some(backend)) =
+                    (model.target_keys.get(&id), model.backends.get(&id))
+                else {
+                    continue;
+                };
+                let unknown_port = |host: &str| {
+                    Error::plain(format!(
+                        "target {} of {}: the port of {host} is unknown, and Istio names the cluster \
+                         outbound|PORT|SUBSET|HOST: give the Service (spec.ports) or the port \
+                         of the route destination",
+                        t.name, dest.name
+                    ))
+                };
+                let route = match backend {
+                    Backend::Service { port, subset } => {
+                        let host = format!("{}.{}.{DOMAIN}", key.service, key.namespace);
+                        let port = port.ok_or_else(|| unknown_port(&host))?;
+                        let name = plan.subsets.add(key, subset.as_ref());
+                        Route {
+                            cluster: istio_outbound_cluster(port, Some(&name), &host),
+                            destination: json!({ "host": host, "subset": name, "port": { "number": port } }),
+                        }
+                    }
+                    Backend::Entry { host, port } => {
+                        let port = port.ok_or_else(|| unknown_port(host))?;
+                        Route {
+                            cluster: istio_outbound_cluster(port, None, host),
+                            destination: json!({ "host": host, "port": { "number": port } }),
+                        }
+                    }
+                    Backend::Gateway => {
+                        let address = model
+                            .upstreams
+                            .get(&t.envoy_cluster)
+                            .and_then(|u| u.address.as_ref())
+                            .ok_or_else(|| {
+                                Error::plain(format!(
+                                    "the gateway of cluster {} has no address: give its FSM \
+                                     Cluster gatewayHost and gatewayPort, or the ServiceImport \
+                                     endpoint's target",
+                                    key.cluster
+                                ))
+                            })?;
+                        plan.gateways
+                            .insert(key.cluster.clone(), (address.host.clone(), address.port));
+                        let host = gateway_host(&key.cluster);
+                        Route {
+                            cluster: istio_outbound_cluster(address.port, None, &host),
+                            destination: json!({ "host": host, "port": { "number": address.port } }),
+                        }
+                    }
+                };
+                plan.routes.insert(id, route);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The config with every target's `envoy_cluster` the cluster Istio builds for it.
+    fn config(&self, model: &Model) -> Result<PluginConfig, Error> {
+        let mut config = model.config.clone();
+        for dest in &mut config.destinations {
+            for t in &mut dest.targets {
+                if let Some(r) = self.routes.get(&(dest.name.clone(), t.name.clone())) {
+                    t.envoy_cluster = r.cluster.clone();
+                }
+            }
+        }
+        crate::validate(&config)?;
+        Ok(config)
+    }
+}
+
+/// The plugin config for Istio: targets name the clusters Istio builds
+/// (`outbound|PORT|SUBSET|HOST`, [`documents`] says which), so the header the filter sets
+/// is the cluster a request goes to, and the filter's replays reach it by that name.
+pub fn istio_config(model: &Model) -> Result<PluginConfig, Error> {
+    Plan::new(model)?.config(model)
+}
+
 /// Every resource, in apply order: the ServiceEntries and DestinationRules the routes
 /// need, the VirtualServices, then the WasmPlugin that sets the header they match.
 pub fn documents(model: &Model, opts: &IstioOptions) -> Result<Vec<Value>, Error> {
@@ -65,55 +171,28 @@ pub fn documents(model: &Model, opts: &IstioOptions) -> Result<Vec<Value>, Error
             ))
         })?;
     let namespace = opts.plugin.namespace.as_str();
-    let header = model
-        .config
+    let plan = Plan::new(model)?;
+    let config = plan.config(model)?;
+    let header = config
         .cluster_header
         .clone()
         .unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_string());
-    let mut subsets = Subsets::default();
-    let mut gateways: BTreeMap<String, (String, u16)> = BTreeMap::new();
     let mut services = Vec::new();
     let mut names = Names::default();
-    for dest in &model.config.destinations {
+    for dest in &config.destinations {
         let mut http = Vec::new();
         let mut seen = BTreeSet::new();
         for t in &dest.targets {
-            if !seen.insert(t.envoy_cluster.clone()) {
+            let Some(route) = plan.routes.get(&(dest.name.clone(), t.name.clone())) else {
+                continue;
+            };
+            if !seen.insert(route.cluster.clone()) {
                 continue;
             }
-            let id = (dest.name.clone(), t.name.clone());
-            let (Some(key), Some(backend)) = (model.target_keys.get(&id), model.backends.get(&id))
-            else {
-                continue;
-            };
-            let destination = match backend {
-                Backend::Service { port, subset } => {
-                    let host = format!("{}.{}.{DOMAIN}", key.service, key.namespace);
-                    let name = subsets.add(key, subset.as_ref());
-                    with_port(json!({ "host": host, "subset": name }), *port)
-                }
-                Backend::Entry { host, port } => with_port(json!({ "host": host }), *port),
-                Backend::Gateway => {
-                    let address = model
-                        .upstreams
-                        .get(&t.envoy_cluster)
-                        .and_then(|u| u.address.as_ref())
-                        .ok_or_else(|| {
-                            Error::plain(format!(
-                                "the gateway of cluster {} has no address: give its FSM \
-                                 Cluster gatewayHost and gatewayPort, or the ServiceImport \
-                                 endpoint's target",
-                                key.cluster
-                            ))
-                        })?;
-                    gateways.insert(key.cluster.clone(), (address.host.clone(), address.port));
-                    json!({ "host": gateway_host(&key.cluster), "port": { "number": address.port } })
-                }
-            };
             http.push(json!({
                 "name": t.name,
-                "match": [{ "headers": { header.as_str(): { "exact": t.envoy_cluster } } }],
-                "route": [{ "destination": destination }],
+                "match": [{ "headers": { header.as_str(): { "exact": route.cluster } } }],
+                "route": [{ "destination": route.destination }],
             }));
         }
         let mut hosts = route_hosts(model, &dest.name, &dest.hosts);
@@ -135,13 +214,14 @@ pub fn documents(model: &Model, opts: &IstioOptions) -> Result<Vec<Value>, Error
             "spec": { "hosts": hosts, "gateways": [format!("{gw_ns}/{gw_name}")], "http": http },
         }));
     }
-    let mut docs: Vec<Value> = gateways
+    let mut docs: Vec<Value> = plan
+        .gateways
         .iter()
         .map(|(cluster, (address, port))| service_entry(namespace, cluster, address, *port))
         .collect();
-    docs.extend(subsets.rules());
+    docs.extend(plan.subsets.rules());
     docs.extend(services);
-    docs.push(wasm_plugin(model, &opts.plugin)?);
+    docs.push(wasm_plugin(&config, &opts.plugin)?);
     Ok(docs)
 }
 
@@ -173,14 +253,6 @@ pub fn metrics_comment() -> String {
          #   proxy.istio.io/config: '{{\"extraStatTags\": [{}]}}'\n",
         quoted.join(", ")
     )
-}
-
-/// `destination` with `port.number` when known.
-fn with_port(mut destination: Value, port: Option<u16>) -> Value {
-    if let Some(port) = port {
-        destination["port"] = json!({ "number": port });
-    }
-    destination
 }
 
 /// The hosts of the routes to `dest` (their own, else the destination's); `*` when they

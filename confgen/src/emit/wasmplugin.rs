@@ -5,9 +5,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use xcluster_filter::config::PluginConfig;
+
 use super::image;
 use crate::load::Error;
-use crate::model::Model;
 
 /// WasmPlugin settings.
 #[derive(Debug, Clone)]
@@ -66,10 +67,11 @@ pub fn checksum(opts: &WasmPluginOptions) -> Result<Option<String>, Error> {
     }
 }
 
-/// Builds the WasmPlugin. It runs in the `AUTHZ` phase (after Istio authentication,
-/// so the peer certificate is known) and fails closed.
-pub fn wasm_plugin(model: &Model, opts: &WasmPluginOptions) -> Result<Value, Error> {
-    let config = serde_json::to_value(&model.config)
+/// Builds the WasmPlugin carrying `config` (see [`super::istio::istio_config`]). It runs
+/// in the `AUTHZ` phase (after Istio authentication, so the peer certificate is known) and
+/// fails closed.
+pub fn wasm_plugin(config: &PluginConfig, opts: &WasmPluginOptions) -> Result<Value, Error> {
+    let config = serde_json::to_value(config)
         .map_err(|e| Error::plain(format!("cannot encode the plugin config: {e}")))?;
     let mut spec = json!({});
     if !opts.selector.is_empty() {
