@@ -21,7 +21,9 @@
 //!   `Service` selects (`serviceAccountName`, else `default`), from FSM
 //!   `serviceAccountName`, or is `<namespace>/default`.
 //! - Envoy clusters are named `xc|<cluster>|<namespace>|<service>[|<subset>]`; targets
-//!   reached through an FSM cluster gateway share `xc|<cluster>|gateway`.
+//!   reached through an FSM cluster gateway share `xc|<cluster>|gateway`. The Istio output
+//!   renames them to Istio's own clusters from each target's [`Backend`].
+//! - Every `Service` no other source claims is a destination of its own.
 
 mod assembly;
 mod fsm;
