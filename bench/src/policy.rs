@@ -216,6 +216,8 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             policy: LbPolicy::ActiveActive,
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
+            slow_start: None,
+            health_check: None,
             targets,
         }],
     }

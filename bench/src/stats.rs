@@ -24,6 +24,22 @@ pub fn ratio(num: f64, den: f64) -> f64 {
     }
 }
 
+/// The least-squares slope of `ys` over `xs` (NaN with fewer than two distinct `xs`).
+pub fn slope(xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len().min(ys.len()) as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let mean_x = xs.iter().sum::<f64>() / n;
+    let mean_y = ys.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (x, y) in xs.iter().zip(ys) {
+        sxy += (x - mean_x) * (y - mean_y);
+        sxx += (x - mean_x) * (x - mean_x);
+    }
+    ratio(sxy, sxx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,6 +49,14 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn slope_of_a_line_and_of_too_little() {
+        assert_eq!(slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]), 2.0);
+        assert_eq!(slope(&[0.0, 1.0, 2.0, 3.0], &[5.0, 5.0, 5.0, 5.0]), 0.0);
+        assert!(slope(&[1.0], &[1.0]).is_nan());
+        assert!(slope(&[2.0, 2.0], &[1.0, 3.0]).is_nan());
     }
 
     #[test]

@@ -27,19 +27,30 @@ pub fn script(path: &str, headers: &[(&str, &str)]) -> String {
             lua_string(value)
         );
     }
-    let _ = writeln!(
-        s,
-        r#"function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{MARK}{{"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p99_us":%d,"mean_us":%.1f}}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.mean))
-end"#
-    );
+    s.push_str(DONE);
     s
 }
 
-fn lua_string(s: &str) -> String {
+/// A wrk script whose requests `request_lua` builds (Lua defining `request()`), with the
+/// same `done` summary as [`script`].
+pub fn script_with_request(request_lua: &str) -> String {
+    format!("{request_lua}\n{DONE}")
+}
+
+/// wrk's `done` callback: the summary as one JSON line after [`MARK`].
+const DONE: &str = concat!(
+    "function done(summary, latency, requests)\n",
+    "  local e = summary.errors\n",
+    "  io.write(string.format('XCLUSTER-BENCH-RESULT {\"requests\":%d,\"duration_us\":%d,",
+    "\"connect_errors\":%d,\"read_errors\":%d,\"write_errors\":%d,\"status_errors\":%d,",
+    "\"timeouts\":%d,\"p50_us\":%d,\"p99_us\":%d,\"mean_us\":%.1f}\\n',\n",
+    "    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,\n",
+    "    latency:percentile(50), latency:percentile(99), latency.mean))\n",
+    "end\n"
+);
+
+/// Escapes `s` as a Lua string literal.
+pub fn lua_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -158,6 +169,10 @@ mod tests {
         assert!(s.contains("wrk.path = \"/a\\\"b\""));
         assert!(s.contains("wrk.headers[\"x-caller\"] = \"spiffe://x\""));
         assert!(s.contains("function done"));
+        assert!(s.contains(MARK.trim_end()));
+        let d = script_with_request("request = function() return wrk.format() end");
+        assert!(d.starts_with("request = function()"));
+        assert!(d.ends_with(DONE));
     }
 
     #[test]

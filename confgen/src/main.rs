@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use xcluster_confgen::emit::envoy::{EndpointFlag, EnvoyOptions, Tls};
+use xcluster_confgen::emit::envoy::{EndpointFlag, EnvoyOptions, TargetFlag, Tls};
 use xcluster_confgen::emit::istio::IstioOptions;
 use xcluster_confgen::emit::wasmplugin::WasmPluginOptions;
 use xcluster_confgen::emit::{config, envoy, explain, image, istio, wasmplugin, yaml};
@@ -115,6 +115,11 @@ struct EnvoyArgs {
     /// the local cluster it also declares an instance of a service the inputs know.
     #[arg(long = "endpoint", value_name = "SPEC")]
     endpoints: Vec<EndpointFlag>,
+    /// Reach this target over HTTP/2 (gRPC): CLUSTER/NAMESPACE/SERVICE[/SUBSET]. Ports
+    /// named `grpc*` / `http2*` or with `appProtocol` `grpc` / `http2` / `kubernetes.io/h2c`
+    /// (ServiceEntry `protocol` `GRPC` / `HTTP2`) need no flag.
+    #[arg(long = "http2", value_name = "TARGET")]
+    http2: Vec<TargetFlag>,
     /// Server certificate for downstream mTLS.
     #[arg(long, value_name = "FILE", requires_all = ["tls_key", "client_ca"])]
     tls_cert: Option<String>,
@@ -297,6 +302,7 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
             };
             let mut model = xcluster_confgen::generate(&a.common.files, &opts)?;
             envoy::apply_endpoints(&mut model, &a.endpoints)?;
+            envoy::apply_http2(&mut model, &a.http2)?;
             xcluster_confgen::validate(&model.config)?;
             let tls = match (a.tls_cert, a.tls_key, a.client_ca) {
                 (Some(cert), Some(key), Some(client_ca)) => Some(Tls {

@@ -209,6 +209,11 @@ fn envoy_tls_flags_add_downstream_mtls() {
     let text = stdout_of(out);
     assert!(text.contains("require_client_certificate: true"), "{text}");
     assert!(text.contains("filename: ca.crt"), "{text}");
+    // HTTP/2 by ALPN, for gRPC clients.
+    assert!(
+        text.contains("alpn_protocols:\n                  - h2\n                  - http/1.1"),
+        "{text}"
+    );
     // All three are needed.
     let out = run_with_stdin(
         &[
@@ -385,4 +390,95 @@ spec: {lbType: Locality}
     let yaml = stdout_of(run_with_stdin(&args, input));
     assert!(yaml.contains("name: \"xc|c2|demo|echo\""), "{yaml}");
     assert!(yaml.contains("port_value: 8080"), "{yaml}");
+}
+
+/// The clusters of a generated bootstrap: `(name, HTTP/2?)`, in order.
+fn upstream_protocols(yaml: &str) -> Vec<(String, bool)> {
+    let clusters = yaml
+        .split_once("  clusters:\n")
+        .and_then(|(_, rest)| rest.split_once("\n  listeners:"))
+        .map_or("", |(clusters, _)| clusters);
+    clusters
+        .split("\n    - ")
+        .filter_map(|cluster| {
+            let name = cluster
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("name: "))?
+                .trim_matches('"');
+            Some((name.to_string(), cluster.contains("http2_protocol_options")))
+        })
+        .collect()
+}
+
+#[test]
+fn http2_upstreams_come_from_grpc_ports_or_the_http2_flag() {
+    let slice = "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  namespace: bookinfo
+  name: reviews-c2
+  labels: {kubernetes.io/service-name: reviews, topology.istio.io/cluster: c2}
+addressType: IPv4
+ports: [{name: grpc-reviews, port: 18002, appProtocol: grpc}]
+endpoints: [{addresses: [127.0.0.1]}]
+";
+    let args = |extra: &[&'static str]| {
+        let mut args = vec![
+            "envoy",
+            "-f",
+            "-",
+            "--wasm",
+            "x.wasm",
+            "--listen",
+            "127.0.0.1:10000",
+            "--endpoint",
+            "c1/bookinfo/reviews/version=v1=127.0.0.1:18001",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    // The EndpointSlice's port says gRPC: its target's upstream is HTTP/2, and an
+    // --endpoint override keeps the port's protocol.
+    let input = format!("{TP}---\n{slice}");
+    let text = stdout_of(run_with_stdin(&args(&[]), &input));
+    assert_eq!(
+        upstream_protocols(&text),
+        [
+            ("xc|c1|bookinfo|reviews|version=v1".to_string(), false),
+            ("xc|c2|bookinfo|reviews".to_string(), true)
+        ],
+        "{text}"
+    );
+    let text = stdout_of(run_with_stdin(
+        &args(&["--endpoint", "c2/bookinfo/reviews=127.0.0.1:18003"]),
+        &input,
+    ));
+    assert!(text.contains("port_value: 18003"), "{text}");
+    assert!(upstream_protocols(&text)[1].1, "{text}");
+    // Without the slice, --http2 says so; the same address over HTTP/1 and HTTP/2 is two
+    // Envoy clusters.
+    let text = stdout_of(run_with_stdin(
+        &args(&[
+            "--endpoint",
+            "c2/bookinfo/reviews=127.0.0.1:18001",
+            "--http2",
+            "c2/bookinfo/reviews",
+        ]),
+        TP,
+    ));
+    assert_eq!(
+        upstream_protocols(&text),
+        [
+            ("xc|c1|bookinfo|reviews|version=v1".to_string(), false),
+            ("xc|c2|bookinfo|reviews".to_string(), true)
+        ],
+        "{text}"
+    );
+    let out = run_with_stdin(&args(&["--http2", "c9/bookinfo/reviews"]), &input);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--http2 c9/bookinfo/reviews: no target"),
+        "{err}"
+    );
 }

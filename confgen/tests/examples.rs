@@ -106,26 +106,27 @@ fn every_example_config_passes_the_filter_validation() {
     assert!(checked >= 8, "only {checked} configs checked");
 }
 
-fn envoy_bin() -> Option<PathBuf> {
+fn envoy_bin() -> PathBuf {
     let bin = match std::env::var_os("ENVOY_BIN") {
         Some(b) => PathBuf::from(b),
         None => repo_root().join(".venv/bin/envoy"),
     };
-    bin.is_file().then_some(bin)
+    assert!(
+        bin.is_file(),
+        "no Envoy at {} (run `make setup`, or set ENVOY_BIN)",
+        bin.display()
+    );
+    bin
 }
 
 #[test]
 fn every_example_bootstrap_passes_envoy_validate() {
-    let Some(envoy) = envoy_bin() else {
-        println!(
-            "SKIPPED: no Envoy binary (set ENVOY_BIN or run `make setup` for .venv/bin/envoy)"
-        );
-        return;
-    };
-    let wasm = repo_root().join("target/xcluster_filter.wasm");
+    let envoy = envoy_bin();
+    // The bootstraps name the shipped module by its path in the repository: build it.
+    let wasm = xcluster_wasm_build::filter_wasm().unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        wasm.is_file(),
-        "{} is missing: build the filter first (make build)",
+        wasm.ends_with("target/xcluster_filter.wasm"),
+        "{} is not the module the bootstraps name",
         wasm.display()
     );
     let mut checked = 0;

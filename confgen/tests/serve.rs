@@ -17,12 +17,17 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn envoy_bin() -> Option<PathBuf> {
+fn envoy_bin() -> PathBuf {
     let bin = match std::env::var_os("ENVOY_BIN") {
         Some(b) => PathBuf::from(b),
         None => repo_root().join(".venv/bin/envoy"),
     };
-    bin.is_file().then_some(bin)
+    assert!(
+        bin.is_file(),
+        "no Envoy at {} (run `make setup`, or set ENVOY_BIN)",
+        bin.display()
+    );
+    bin
 }
 
 /// An upstream answering every request with `<name> <path>`.
@@ -99,18 +104,8 @@ impl Drop for Envoy {
 
 #[test]
 fn generated_bootstrap_serves_the_fsm_active_active_policy() {
-    let Some(envoy) = envoy_bin() else {
-        println!(
-            "SKIPPED: no Envoy binary (set ENVOY_BIN or run `make setup` for .venv/bin/envoy)"
-        );
-        return;
-    };
-    let wasm = repo_root().join("target/xcluster_filter.wasm");
-    assert!(
-        wasm.is_file(),
-        "{} is missing: build the filter first (make build)",
-        wasm.display()
-    );
+    let envoy = envoy_bin();
+    let wasm = xcluster_wasm_build::filter_wasm().unwrap_or_else(|e| panic!("{e}"));
 
     let (c1, c2, c3) = (
         upstream("cluster-1"),

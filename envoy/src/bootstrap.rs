@@ -1,4 +1,5 @@
-//! The bootstrap document: node, admin, static listeners and clusters.
+//! The bootstrap document: node, admin, static listeners and clusters, and listeners from
+//! an LDS file.
 
 use serde_json::{json, Map, Value};
 
@@ -17,6 +18,12 @@ pub struct Bootstrap {
     pub clusters: Vec<Cluster>,
     /// `stats_config`: tags extracted from stat names, stats kept.
     pub stats_config: Option<StatsConfig>,
+    /// A file Envoy watches for its listeners (`dynamic_resources.lds_config`
+    /// `path_config_source`), written with [`lds_file`]. Replace it atomically (write a
+    /// temporary file, then rename it over this path): Envoy reloads on the rename, and
+    /// refuses an update it cannot apply (`listener_manager.lds.update_rejected`) while the
+    /// listeners it has keep serving. Envoy needs a [`Bootstrap::node`] for it.
+    pub lds_path: Option<String>,
 }
 
 impl Bootstrap {
@@ -37,9 +44,34 @@ impl Bootstrap {
         if let Some(stats) = &self.stats_config {
             doc["stats_config"] = stats.render();
         }
+        if let Some(path) = &self.lds_path {
+            doc["dynamic_resources"] = json!({
+                "lds_config": {
+                    "path_config_source": { "path": path },
+                    "resource_api_version": "V3",
+                }
+            });
+        }
         doc
     }
 }
+
+/// The contents of an LDS file (a `DiscoveryResponse` Envoy reads from
+/// [`Bootstrap::lds_path`]): `listeners` at `version`.
+pub fn lds_file(version: &str, listeners: &[Listener]) -> Value {
+    let resources: Vec<Value> = listeners
+        .iter()
+        .map(|l| {
+            let mut listener = l.render();
+            listener["@type"] = json!(LISTENER_TYPE);
+            listener
+        })
+        .collect();
+    json!({ "version_info": version, "resources": resources })
+}
+
+/// The type URL of a listener resource.
+const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 
 /// The node identity (`envoy.config.core.v3.Node`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +160,34 @@ mod tests {
         assert_eq!(
             doc["static_resources"],
             json!({ "listeners": [], "clusters": [] })
+        );
+        assert!(doc.get("dynamic_resources").is_none());
+    }
+
+    #[test]
+    fn listeners_from_an_lds_file() {
+        let doc = Bootstrap {
+            lds_path: Some("/etc/envoy/lds.json".into()),
+            ..Bootstrap::default()
+        }
+        .render();
+        assert_eq!(
+            doc["dynamic_resources"]["lds_config"],
+            json!({
+                "path_config_source": { "path": "/etc/envoy/lds.json" },
+                "resource_api_version": "V3"
+            })
+        );
+        let http = crate::HttpConnectionManager::new("gw", vec![], vec![]);
+        let listener = Listener::new("gw", SocketAddress::loopback(0), http);
+        let file = lds_file("7", std::slice::from_ref(&listener));
+        assert_eq!(file["version_info"], "7");
+        let resource = &file["resources"][0];
+        assert_eq!(resource["@type"], LISTENER_TYPE);
+        assert_eq!(resource["name"], "gw");
+        assert_eq!(
+            resource["filter_chains"],
+            listener.render()["filter_chains"]
         );
     }
 }

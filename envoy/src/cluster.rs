@@ -6,6 +6,21 @@ use serde_json::{json, Value};
 
 use crate::SocketAddress;
 
+/// The HTTP version Envoy speaks to a cluster's endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (Envoy's default).
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c on a plaintext connection): gRPC and other HTTP/2
+    /// services, set as `typed_extension_protocol_options`
+    /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`.
+    Http2,
+}
+
+/// The `typed_extension_protocol_options` key of the upstream HTTP protocol options.
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
 /// An upstream cluster with one endpoint (`envoy.config.cluster.v3.Cluster`): `STATIC` for
 /// an IP address, `STRICT_DNS` for a name.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +33,8 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// Envoy's own passive `outlier_detection`, as JSON.
     pub outlier_detection: Option<Value>,
+    /// The HTTP version spoken to the endpoint.
+    pub protocol: UpstreamProtocol,
 }
 
 impl Cluster {
@@ -28,6 +45,7 @@ impl Cluster {
             endpoint,
             connect_timeout: Duration::from_secs(1),
             outlier_detection: None,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 
@@ -53,6 +71,14 @@ impl Cluster {
         });
         if let Some(outlier) = &self.outlier_detection {
             cluster["outlier_detection"] = outlier.clone();
+        }
+        if self.protocol == UpstreamProtocol::Http2 {
+            cluster["typed_extension_protocol_options"] = json!({
+                HTTP_PROTOCOL_OPTIONS: {
+                    "@type": format!("type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}"),
+                    "explicit_http_config": { "http2_protocol_options": {} },
+                }
+            });
         }
         cluster
     }
@@ -109,10 +135,25 @@ mod tests {
             SocketAddress::loopback(9).render()
         );
         assert!(doc.get("outlier_detection").is_none());
+        assert!(doc.get("typed_extension_protocol_options").is_none());
         c.outlier_detection = Some(json!({ "consecutive_5xx": 3 }));
         c.connect_timeout = Duration::from_millis(250);
         let doc = c.render();
         assert_eq!(doc["outlier_detection"]["consecutive_5xx"], 3);
         assert_eq!(doc["connect_timeout"], "0.250s");
+    }
+
+    #[test]
+    fn http2_upstreams_get_explicit_protocol_options() {
+        let mut c = Cluster::new("grpc", SocketAddress::loopback(9));
+        c.protocol = UpstreamProtocol::Http2;
+        let options = &c.render()["typed_extension_protocol_options"];
+        assert_eq!(
+            options[HTTP_PROTOCOL_OPTIONS],
+            json!({
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            })
+        );
     }
 }

@@ -10,8 +10,26 @@ use crate::NO_CLUSTER_BODY;
 const ACCESS_LOG_FORMAT: &str =
     "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\n";
 
+/// Largest request header block, in KiB (`max_request_headers_kb`): Envoy's default, stated
+/// so that a change of default cannot change the gateway; larger requests get `431`.
+pub const MAX_REQUEST_HEADERS_KB: u32 = 60;
+
+/// Most request headers (`common_http_protocol_options.max_headers_count`): Envoy's
+/// default, stated; a request with more gets `431` (HTTP/1) or a stream reset (HTTP/2).
+pub const MAX_REQUEST_HEADERS: u32 = 100;
+
 /// The `envoy.filters.network.http_connection_manager` of a listener and its route
 /// configuration.
+///
+/// Every connection manager is hardened as Envoy's edge-proxy best practices say for a
+/// proxy that authorizes or routes by path (the filter does both): the path is normalized
+/// (RFC 3986 dot segments, `normalize_path`) and adjacent slashes merged (`merge_slashes`)
+/// before any filter sees it, and the upstream gets that same path; a path with an escaped
+/// `/` or `\` (`%2F`, `%5C`) is redirected to its unescaped, normalized form
+/// (`UNESCAPE_AND_REDIRECT`; gRPC requests get `INTERNAL` instead); a header name with an
+/// underscore is refused with `400` (`REJECT_REQUEST`); the header block is limited to
+/// [`MAX_REQUEST_HEADERS_KB`] KiB and [`MAX_REQUEST_HEADERS`] headers. `docs/config.md`
+/// (Security) explains each choice.
 #[derive(Debug, Clone)]
 pub struct HttpConnectionManager {
     /// `stat_prefix`; also names the route configuration and tags access log lines.
@@ -81,6 +99,14 @@ impl HttpConnectionManager {
             "stat_prefix": self.stat_prefix,
             "route_config": route_config,
             "http_filters": http_filters,
+            "normalize_path": true,
+            "merge_slashes": true,
+            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
+            "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
+            "common_http_protocol_options": {
+                "headers_with_underscores_action": "REJECT_REQUEST",
+                "max_headers_count": MAX_REQUEST_HEADERS,
+            },
         });
         if self.access_log {
             config["access_log"] = json!([{
@@ -363,6 +389,25 @@ mod tests {
             json!({ "status": 404, "body": { "inline_string": NO_CLUSTER_BODY } })
         );
         assert_eq!(routes.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn paths_are_normalized_and_odd_headers_refused() {
+        let doc = HttpConnectionManager::new("q", vec![], vec![]).render("q");
+        let hcm = &doc["typed_config"];
+        assert_eq!(
+            (
+                &hcm["normalize_path"],
+                &hcm["merge_slashes"],
+                &hcm["path_with_escaped_slashes_action"]
+            ),
+            (&json!(true), &json!(true), &json!("UNESCAPE_AND_REDIRECT"))
+        );
+        assert_eq!(hcm["max_request_headers_kb"], 60);
+        assert_eq!(
+            hcm["common_http_protocol_options"],
+            json!({ "headers_with_underscores_action": "REJECT_REQUEST", "max_headers_count": 100 })
+        );
     }
 
     #[test]

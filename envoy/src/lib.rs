@@ -37,14 +37,15 @@ mod listener;
 mod stats;
 mod tls;
 
-pub use bootstrap::{Bootstrap, Locality, Node};
-pub use cluster::{istio_outbound_cluster, Cluster};
+pub use bootstrap::{lds_file, Bootstrap, Locality, Node};
+pub use cluster::{istio_outbound_cluster, Cluster, UpstreamProtocol};
 pub use http::{
     HeaderMatch, HttpConnectionManager, HttpFilter, Route, RouteAction, VirtualHost, WasmFilter,
+    MAX_REQUEST_HEADERS, MAX_REQUEST_HEADERS_KB,
 };
 pub use listener::{Listener, SocketAddress};
 pub use stats::{StatsConfig, StatsTag, XCLUSTER_STAT_TAGS};
-pub use tls::{DataSource, DownstreamTls};
+pub use tls::{DataSource, DownstreamTls, ALPN_PROTOCOLS};
 
 /// Body of the fallback `404` for requests that carry no cluster header (the filter did
 /// not route them).

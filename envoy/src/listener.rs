@@ -140,6 +140,7 @@ mod tests {
         );
         assert_eq!(tls["require_client_certificate"], true);
         let common = &tls["common_tls_context"];
+        assert_eq!(common["alpn_protocols"], json!(["h2", "http/1.1"]));
         assert_eq!(
             common["tls_certificates"][0],
             json!({

@@ -4,8 +4,9 @@
 use serde_json::{json, Value};
 
 /// The tags the xcluster filter encodes in its stat names, as Istio encodes the
-/// `extraStatTags` of its own metrics: `xcluster_requests_total.destination=.=D;.;target=.=T;.;`.
-pub const XCLUSTER_STAT_TAGS: [&str; 3] = ["destination", "target", "reason"];
+/// `extraStatTags` of its own metrics: `xcluster_requests_total.destination=.=D;.;target=.=T;.;`
+/// (`to`: the health a target changed to).
+pub const XCLUSTER_STAT_TAGS: [&str; 4] = ["destination", "target", "reason", "to"];
 
 /// `stats_config` (`envoy.config.metrics.v3.StatsConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,6 +84,7 @@ mod tests {
                 { "tag_name": "destination", "regex": r"(destination=\.=(.*?);\.;)" },
                 { "tag_name": "target", "regex": r"(target=\.=(.*?);\.;)" },
                 { "tag_name": "reason", "regex": r"(reason=\.=(.*?);\.;)" },
+                { "tag_name": "to", "regex": r"(to=\.=(.*?);\.;)" },
             ] })
         );
     }

@@ -20,8 +20,13 @@ impl DataSource {
     }
 }
 
+/// ALPN protocols a TLS listener offers, preferred first: HTTP/2 (gRPC needs it), then
+/// HTTP/1.1.
+pub const ALPN_PROTOCOLS: [&str; 2] = ["h2", "http/1.1"];
+
 /// Downstream mTLS of a filter chain: a client certificate is required and must chain to
-/// `trusted_ca` (the filter reads the caller's identity from its URI SAN).
+/// `trusted_ca` (the filter reads the caller's identity from its URI SAN). The listener
+/// negotiates [`ALPN_PROTOCOLS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownstreamTls {
     /// Envoy's serving certificate chain (PEM).
@@ -41,6 +46,7 @@ impl DownstreamTls {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
                 "require_client_certificate": true,
                 "common_tls_context": {
+                    "alpn_protocols": ALPN_PROTOCOLS,
                     "tls_certificates": [{
                         "certificate_chain": self.certificate_chain.render(),
                         "private_key": self.private_key.render(),

@@ -16,8 +16,9 @@ use crate::config::LocalConfig;
 use crate::engine::{Engine, Peer};
 use crate::header_map::{parse_header_map, serialize_header_map, Header};
 use crate::health::{SharedStore, Write};
-use crate::outcome::{HeaderOp, LocalReply, LogEvent, Message, Observe};
+use crate::outcome::{HeaderOp, LocalReply, LogEvent, Message, Observe, TickOutcome};
 use crate::policy::Policy;
+use crate::probe::Probe;
 use crate::replay::{self, Replay};
 use crate::stats::{Stat, StatKind};
 
@@ -225,10 +226,40 @@ impl Plugin {
     }
 }
 
-/// The root context: owns the configured plugin.
+/// The root context: owns the configured plugin and the health-check probes in flight.
 #[derive(Default)]
 struct Root {
     plugin: Option<Rc<Plugin>>,
+    probes: Vec<(u32, Probe)>,
+}
+
+impl Root {
+    /// Executes a tick's outcome: sets gauges, sends the due probes.
+    fn execute(&mut self, tick: TickOutcome<'_>) {
+        let Some(plugin) = self.plugin.clone() else {
+            return;
+        };
+        plugin.set(tick.gauges.iter());
+        for call in tick.probes {
+            let headers: Vec<(&str, &str)> =
+                call.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let timeout = Duration::from_millis(call.timeout_ms);
+            match hostcalls::dispatch_http_call(call.cluster, headers, None, vec![], timeout) {
+                Ok(token) => self.probes.push((token, call.probe)),
+                Err(_) => self.probe_answered(&plugin, call.probe, None),
+            }
+        }
+    }
+
+    fn probe_answered(&self, plugin: &Plugin, probe: Probe, status: Option<u32>) {
+        let result = plugin
+            .engine
+            .on_probe_response(probe, status, &HostShared, now_ms());
+        plugin.bump(result.stats.iter());
+        if let Some(event) = &result.log {
+            log_event(event);
+        }
+    }
 }
 
 /// The gateway's locality from Envoy's node, for what the config leaves out.
@@ -241,7 +272,27 @@ fn node_locality() -> LocalConfig {
     }
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(at) = self.probes.iter().position(|(t, _)| *t == token_id) else {
+            return;
+        };
+        let (_, probe) = self.probes.swap_remove(at);
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok());
+        if let Some(plugin) = self.plugin.clone() {
+            self.probe_answered(&plugin, probe, status);
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
@@ -277,20 +328,19 @@ impl RootContext for Root {
                 hostcalls::define_metric(kind, name).unwrap_or(u32::MAX)
             })
             .collect();
-        let plugin = Plugin { engine, stat_ids };
-        let tick = plugin.engine.on_tick(&HostShared, now_ms());
-        plugin.set(tick.gauges.iter());
-        let _ = hostcalls::set_tick_period(TICK);
+        let plugin = Rc::new(Plugin { engine, stat_ids });
         log_event(&plugin.engine.configured());
-        self.plugin = Some(Rc::new(plugin));
+        self.plugin = Some(Rc::clone(&plugin));
+        self.probes.clear();
+        self.execute(plugin.engine.on_configure(&HostShared, now_ms()));
+        let _ = hostcalls::set_tick_period(TICK);
         true
     }
 
     fn on_tick(&mut self) {
         sync_log_level();
-        if let Some(p) = &self.plugin {
-            let tick = p.engine.on_tick(&HostShared, now_ms());
-            p.set(tick.gauges.iter());
+        if let Some(plugin) = self.plugin.clone() {
+            self.execute(plugin.engine.on_tick(&HostShared, now_ms()));
         }
     }
 

@@ -98,6 +98,11 @@ impl Balancer {
         }
     }
 
+    /// The policy.
+    pub fn policy(&self) -> LbPolicy {
+        self.policy
+    }
+
     /// Every target.
     pub fn all(&self) -> u64 {
         if self.slots.len() >= 64 {
@@ -130,15 +135,68 @@ impl Balancer {
 
     /// Picks one target of `set` by weight.
     pub fn pick(&self, set: u64, chooser: Chooser<'_>) -> Option<usize> {
+        self.pick_by(set, |i| u64::from(self.slots[i].weight), chooser)
+    }
+
+    /// Picks one target of `available` under the policy like [`Self::candidates`] and
+    /// [`Self::pick`], with each target's weight scaled by its `ramp` (percent; targets on
+    /// probation are below 100). Under FailOver a tier keeps the share of its targets'
+    /// ramps and the rest spills to the next tier, so traffic moves back gradually.
+    pub fn choose(
+        &self,
+        available: u64,
+        ramp: Option<&[u8]>,
+        mut chooser: Chooser<'_>,
+    ) -> Option<usize> {
+        let Some(ramp) = ramp else {
+            return self.pick(self.candidates(available), chooser);
+        };
+        let ramp_of = |i: usize| u64::from(ramp.get(i).copied().unwrap_or(100));
+        let weight = |i: usize| u64::from(self.slots[i].weight) * ramp_of(i);
+        let available = available & self.positive_mask;
+        let set = match self.policy {
+            LbPolicy::Locality => available & self.local_mask,
+            LbPolicy::ActiveActive => available,
+            LbPolicy::FailOver => {
+                let tiers: Vec<u64> = self
+                    .tiers
+                    .iter()
+                    .map(|&(_, m)| available & m)
+                    .filter(|&m| m != 0)
+                    .collect();
+                let draw = match &mut chooser {
+                    Chooser::Random(rng) => rng.next_u64(),
+                    Chooser::Sticky(key) => mix(hash_bytes(key)),
+                };
+                let last = tiers.len().saturating_sub(1);
+                tiers
+                    .iter()
+                    .enumerate()
+                    .find(|&(k, &m)| {
+                        let share: u64 = bits(m).map(ramp_of).sum();
+                        k == last || draw % (100 * u64::from(m.count_ones())) < share
+                    })
+                    .map_or(0, |(_, &m)| m)
+            }
+        };
+        self.pick_by(set, weight, chooser)
+    }
+
+    fn pick_by(
+        &self,
+        set: u64,
+        weight: impl Fn(usize) -> u64,
+        chooser: Chooser<'_>,
+    ) -> Option<usize> {
         if set == 0 {
             return None;
         }
         match chooser {
             Chooser::Random(rng) => {
-                let total: u64 = bits(set).map(|i| u64::from(self.slots[i].weight)).sum();
+                let total: u64 = bits(set).map(&weight).sum();
                 let mut r = rng.below(total.max(1));
                 bits(set).find(|&i| {
-                    let w = u64::from(self.slots[i].weight);
+                    let w = weight(i);
                     if r < w {
                         true
                     } else {
@@ -151,11 +209,10 @@ impl Balancer {
                 let key = hash_bytes(key);
                 bits(set)
                     .map(|i| {
-                        let s = &self.slots[i];
-                        let h = mix(key ^ s.seed);
+                        let h = mix(key ^ self.slots[i].seed);
                         // u in (0, 1): 53 random bits, never 0.
                         let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                        (i, -f64::from(s.weight) / u.ln())
+                        (i, -(weight(i) as f64) / u.ln())
                     })
                     .fold(None, |best: Option<(usize, f64)>, (i, score)| match best {
                         Some((_, b)) if b >= score => best,
@@ -302,6 +359,61 @@ mod tests {
             .filter(|i| b.pick(0b11, Chooser::Sticky(format!("k{i}").as_bytes())) == Some(0))
             .count();
         assert!((4300..4700).contains(&on_a), "{on_a}");
+    }
+
+    #[test]
+    fn a_ramping_tier_keeps_its_share_and_spills_the_rest_to_the_next() {
+        let b = three(LbPolicy::FailOver);
+        let mut rng = Rng::new(3);
+        let local_share = |ramp: &[u8], rng: &mut Rng| {
+            (0..10_000)
+                .filter(|_| b.choose(0b111, Some(ramp), Chooser::Random(rng)) == Some(1))
+                .count() as f64
+                / 10_000.0
+        };
+        for (pct, want) in [(10u8, 0.10), (50, 0.50), (100, 1.0)] {
+            let share = local_share(&[100, pct, 100], &mut rng);
+            assert!((share - want).abs() < 0.02, "ramp {pct}%: local {share}");
+        }
+        assert_eq!(
+            b.choose(0b010, Some(&[100, 10, 100]), Chooser::Random(&mut rng)),
+            Some(1),
+            "no tier below: the ramping one takes it all"
+        );
+        assert_eq!(b.choose(0b111, None, Chooser::Random(&mut rng)), Some(1));
+    }
+
+    #[test]
+    fn ramps_scale_weights_and_sticky_users_come_back_for_good() {
+        let aa = Balancer::new(
+            LbPolicy::ActiveActive,
+            vec![slot(1, 0, "a"), slot(1, 0, "b")],
+        );
+        let mut rng = Rng::new(5);
+        let on_a = (0..10_000)
+            .filter(|_| aa.choose(0b11, Some(&[25, 100]), Chooser::Random(&mut rng)) == Some(0))
+            .count();
+        assert!((1800..2200).contains(&on_a), "{on_a}: a at 25% weight");
+        let fo = three(LbPolicy::FailOver);
+        let home = |pct: u8| -> Vec<bool> {
+            (0..2000)
+                .map(|u| {
+                    let key = format!("user-{u}");
+                    fo.choose(
+                        0b111,
+                        Some(&[100, pct, 100]),
+                        Chooser::Sticky(key.as_bytes()),
+                    ) == Some(1)
+                })
+                .collect()
+        };
+        let (early, later) = (home(30), home(60));
+        assert!(
+            early.iter().zip(&later).all(|(e, l)| !e || *l),
+            "moved back for good"
+        );
+        let back = later.iter().filter(|&&b| b).count();
+        assert!((1050..1350).contains(&back), "{back} of 2000 at 60%");
     }
 
     #[test]

@@ -344,6 +344,13 @@ pub struct DestinationConfig {
     /// Passive health checking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// Active health checks of the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+    /// A target that comes back (its ejection ended, or active health checks find it
+    /// healthy again) takes traffic back gradually, and one failure meanwhile ejects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<SlowStartConfig>,
     /// The instances of the service, one per cluster (or subset).
     pub targets: Vec<TargetConfig>,
 }
@@ -421,6 +428,61 @@ impl Default for OutlierDetectionConfig {
             max_ejection_percent: default_max_ejection_percent(),
         }
     }
+}
+
+/// Active health checks of a destination's targets: one worker of the gateway probes each
+/// target through its Envoy cluster (with its `path_prefix` and `authority`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// The path probed with `GET`.
+    pub path: String,
+    /// Time between probes of one target, in milliseconds (at least 1000). Default 5000.
+    #[serde(default = "default_hc_interval_ms")]
+    pub interval_ms: u64,
+    /// Time a probe may take. Default 1000.
+    #[serde(default = "default_hc_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Good probes in a row that make an unhealthy target healthy. Default 2.
+    #[serde(default = "default_hc_healthy_threshold")]
+    pub healthy_threshold: u32,
+    /// Failed probes in a row that make a target unhealthy. Default 3.
+    #[serde(default = "default_hc_unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Statuses of a good probe. Default 200.
+    #[serde(default = "default_hc_expected_statuses")]
+    pub expected_statuses: Vec<u32>,
+}
+
+fn default_hc_interval_ms() -> u64 {
+    5_000
+}
+fn default_hc_timeout_ms() -> u64 {
+    1_000
+}
+fn default_hc_healthy_threshold() -> u32 {
+    2
+}
+fn default_hc_unhealthy_threshold() -> u32 {
+    3
+}
+fn default_hc_expected_statuses() -> Vec<u32> {
+    vec![200]
+}
+
+/// Probation of a returning target, after Envoy's `slow_start_config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowStartConfig {
+    /// How long probation lasts: the target's weight ramps up linearly over it.
+    pub window_ms: u64,
+    /// The weight a returning target starts at, in percent of its own. Default 10.
+    #[serde(default = "default_min_weight_percent")]
+    pub min_weight_percent: u32,
+}
+
+fn default_min_weight_percent() -> u32 {
+    10
 }
 
 /// One instance of a destination's service.

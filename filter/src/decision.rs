@@ -130,6 +130,11 @@ pub trait Host {
     fn peer_uri_san(&mut self) -> Option<&[u8]>;
     /// Bit mask of ejected targets of destination `d`.
     fn ejected(&self, d: usize) -> u64;
+    /// The weights of destination `d`'s targets in percent of their own, when some are
+    /// on probation (coming back after an ejection); `None` when none is.
+    fn ramp(&self, _d: usize) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Decides what to do with a request.
@@ -173,15 +178,13 @@ pub fn decide_excluding(
         }
     };
 
-    let candidates = dest
-        .balancer
-        .candidates(eligible & !host.ejected(d) & !exclude);
+    let available = eligible & !host.ejected(d) & !exclude;
     let sticky_key = dest.sticky.as_ref().and_then(|s| sticky_value(req, s));
     let chooser = match sticky_key {
         Some(key) => Chooser::Sticky(key),
         None => Chooser::Random(rng),
     };
-    match dest.balancer.pick(candidates, chooser) {
+    match dest.balancer.choose(available, host.ramp(d), chooser) {
         Some(target) => Decision::Forward {
             route,
             destination: d,

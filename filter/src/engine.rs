@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 
 use log::Level;
 
@@ -20,11 +21,12 @@ use crate::header_map::{as_str, header, parse_header_map, Header};
 use crate::health::{self, Outliers, SharedStore};
 use crate::matcher::{path_without_query, Request};
 use crate::outcome::{
-    Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ReplayCall, ReplayResult,
-    RequestOutcome, ResponseOutcome, TickOutcome,
+    Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ProbeCall, ProbeResult, ReplayCall,
+    ReplayResult, RequestOutcome, ResponseOutcome, TickOutcome,
 };
 use crate::path::{self, PathIssue};
 use crate::policy::Policy;
+use crate::probe::{ActiveHealth, Lease, Probe};
 use crate::replay::{self, Replay};
 use crate::stats::{DestinationStat, GlobalStat, Stat, StatLayout, TargetStat};
 
@@ -43,6 +45,13 @@ pub struct Engine {
     outliers: RefCell<Outliers>,
     /// Per destination, the ejected-targets gauge as last set.
     ejected_gauges: RefCell<Vec<u32>>,
+    /// Per destination, the weights (percent) of its targets when some are on probation,
+    /// as of the last tick.
+    ramps: RefCell<Vec<Option<Vec<u8>>>>,
+    /// Active health checks.
+    health: RefCell<ActiveHealth>,
+    /// This worker's token for the prober's lease.
+    token: u64,
     rng: Cell<Rng>,
 }
 
@@ -53,6 +62,9 @@ impl Engine {
             stats: StatLayout::new(&policy),
             outliers: RefCell::new(Outliers::new(&policy.destinations)),
             ejected_gauges: RefCell::new(vec![0; policy.destinations.len()]),
+            ramps: RefCell::new(vec![None; policy.destinations.len()]),
+            health: RefCell::new(ActiveHealth::new(&policy.destinations)),
+            token: Rng::new(seed ^ 0x5eed_1ea5e).next_u64() | 1,
             rng: Cell::new(Rng::new(seed)),
             policy,
         }
@@ -80,17 +92,159 @@ impl Engine {
         }
     }
 
-    /// Adopts other VMs' ejections and ends expired ones (at configure and on every tick);
-    /// the outcome sets the gauges that changed.
-    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome {
+    /// Adopts other VMs' ejections and ends expired ones, and the health checks' results
+    /// (at configure and on every tick); the outcome sets the gauges that changed and, on
+    /// the one worker that holds the prober's lease, sends the probes that are due.
+    pub fn on_tick(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome<'_> {
+        self.refresh(store, now_ms, true)
+    }
+
+    /// What [`Self::on_tick`] does but probing: at configure, on a VM that may be Envoy's
+    /// throw-away canary (which never ticks, and must not hold the prober's lease).
+    pub fn on_configure(&self, store: &impl SharedStore, now_ms: u64) -> TickOutcome<'_> {
+        self.refresh(store, now_ms, false)
+    }
+
+    fn refresh(&self, store: &impl SharedStore, now_ms: u64, probe: bool) -> TickOutcome<'_> {
         let mut out = TickOutcome::default();
+        if let Ok(mut active) = self.health.try_borrow_mut() {
+            if active.any() {
+                active.refresh(store);
+                if probe && Lease::hold(store, self.token, now_ms) {
+                    for probe in active.due(now_ms) {
+                        out.probes.extend(self.probe_call(&active, probe));
+                    }
+                }
+            }
+        }
         if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
             outliers.refresh(store, now_ms);
             for d in 0..self.policy.destinations.len() {
                 out.gauges.extend(self.ejected_gauge(&outliers, d));
             }
+            if let Ok(mut ramps) = self.ramps.try_borrow_mut() {
+                for (d, ramp) in ramps.iter_mut().enumerate() {
+                    *ramp = self.ramp(&outliers, d, now_ms);
+                }
+            }
         }
         out
+    }
+
+    /// A probe's callout: `GET` the check's path (after the target's `path_prefix`) on the
+    /// target's Envoy cluster, with its `authority` (else, as Envoy, the cluster's name).
+    fn probe_call(&self, health: &ActiveHealth, probe: Probe) -> Option<ProbeCall<'_>> {
+        let check = health.check(probe.destination)?;
+        let t = self
+            .policy
+            .destinations
+            .get(probe.destination)?
+            .targets
+            .get(probe.target)?;
+        let path = match &t.path_prefix {
+            Some(prefix) => join_path(prefix, &check.path),
+            None => check.path.clone(),
+        };
+        let authority = t
+            .authority
+            .clone()
+            .unwrap_or_else(|| t.envoy_cluster.clone());
+        Some(ProbeCall {
+            probe,
+            cluster: &t.envoy_cluster,
+            headers: vec![
+                (":method", "GET".to_owned()),
+                (":path", path),
+                (":authority", authority),
+                ("user-agent", "xcluster-health-check".to_owned()),
+            ],
+            timeout_ms: check.timeout_ms,
+        })
+    }
+
+    /// The prober records a probe's answer (`None`: no answer): a failed probe is counted,
+    /// and a change of health is shared with every worker, counted and logged.
+    pub fn on_probe_response(
+        &self,
+        probe: Probe,
+        status: Option<u32>,
+        store: &impl SharedStore,
+        now_ms: u64,
+    ) -> ProbeResult<'_> {
+        let mut out = ProbeResult::default();
+        let Ok(mut health) = self.health.try_borrow_mut() else {
+            return out;
+        };
+        let (d, t) = (probe.destination as u32, probe.target as u32);
+        if !health
+            .check(probe.destination)
+            .is_some_and(|c| c.passes(status))
+        {
+            out.stats
+                .push(Stat::Target(TargetStat::HealthCheckFailed, d, t));
+        }
+        let Some(change) = health.record(probe, status, store, now_ms) else {
+            return out;
+        };
+        let stat = if change.healthy {
+            TargetStat::BecameHealthy
+        } else {
+            TargetStat::BecameUnhealthy
+        };
+        out.stats.push(Stat::Target(stat, d, t));
+        let dest = &self.policy.destinations[probe.destination];
+        out.log = Some(LogEvent {
+            level: if change.healthy {
+                Level::Info
+            } else {
+                Level::Warn
+            },
+            message: Message::HealthChanged {
+                target: &dest.targets[probe.target].name,
+                destination: &dest.name,
+                healthy: change.healthy,
+            },
+        });
+        out
+    }
+
+    /// Destination `d`'s target weights in percent at `now_ms`, if some target is on
+    /// probation: within `slow_start.window_ms` after its ejection ended or it became
+    /// healthy again, ramping linearly from `min_weight_percent`.
+    fn ramp(&self, outliers: &Outliers, d: usize, now_ms: u64) -> Option<Vec<u8>> {
+        let slow = self.policy.destinations.get(d)?.slow_start.as_ref()?;
+        let active = self.health.try_borrow().ok()?;
+        let targets = self.policy.destinations[d].targets.len();
+        let mut returned: Vec<u64> = outliers.ejection_ends(d).collect();
+        returned.resize(targets, 0);
+        for (r, since) in returned.iter_mut().zip(active.healthy_since(d)) {
+            *r = (*r).max(since);
+        }
+        let ramp: Vec<u8> = returned
+            .into_iter()
+            .map(|end| {
+                let since = now_ms
+                    .checked_sub(end)
+                    .filter(|&s| end > 0 && s < slow.window_ms);
+                since.map_or(100, |s| {
+                    let pct = (100 * s / slow.window_ms).max(u64::from(slow.min_weight_percent));
+                    pct.min(100) as u8
+                })
+            })
+            .collect();
+        ramp.iter().any(|&p| p < 100).then_some(ramp)
+    }
+
+    /// The weight, in percent, of target `t` of destination `d` if it is on probation.
+    fn probation(&self, d: usize, t: usize) -> Option<u8> {
+        let ramps = self.ramps.try_borrow().ok()?;
+        let pct = *ramps.get(d)?.as_ref()?.get(t)?;
+        (pct < 100).then_some(pct)
+    }
+
+    /// Whether target `t` of destination `d` is on probation.
+    fn on_probation(&self, d: usize, t: usize) -> bool {
+        self.probation(d, t).is_some()
     }
 
     /// The ejected-targets gauge of destination `d`, if it changed since last set.
@@ -143,7 +297,11 @@ impl Engine {
                 return out;
             }
         }
-        let Ok(outliers) = self.outliers.try_borrow() else {
+        let (Ok(outliers), Ok(active), Ok(ramps)) = (
+            self.outliers.try_borrow(),
+            self.health.try_borrow(),
+            self.ramps.try_borrow(),
+        ) else {
             let mut err = self.internal_error("outlier state in use");
             err.headers = out.headers;
             return err;
@@ -155,6 +313,8 @@ impl Engine {
             &mut DecideHost {
                 peer: &mut *peer,
                 outliers: &outliers,
+                health: &active,
+                ramps: &ramps,
             },
             &mut rng,
         );
@@ -285,7 +445,8 @@ impl Engine {
             let outcome = health::classify(status, flags);
             match self.outliers.try_borrow_mut() {
                 Ok(mut outliers) => {
-                    if outliers.observe(destination, target, outcome, store, now_ms) {
+                    let probation = self.on_probation(destination, target);
+                    if outliers.observe(destination, target, outcome, probation, store, now_ms) {
                         out.gauge = self.ejected_gauge(&outliers, destination);
                         let dest = &self.policy.destinations[destination];
                         out.stat = Some(Stat::Target(
@@ -310,7 +471,10 @@ impl Engine {
             }
         }
         if let Some(name) = &self.policy.decision_header {
-            if let Some(value) = describe(&self.policy, &observe.decision) {
+            if let Some(mut value) = describe(&self.policy, &observe.decision) {
+                if let Some(pct) = self.probation(destination, target) {
+                    let _ = write!(value, "; probation={pct}%");
+                }
                 out.header = Some(HeaderOp::Add(name, Cow::Owned(value)));
             }
         }
@@ -352,6 +516,8 @@ impl Engine {
         let mut host_buf = String::new();
         let req = Request::new(method, authority, &path, &saved, &mut host_buf);
         let outliers = self.outliers.try_borrow().ok()?;
+        let active = self.health.try_borrow().ok()?;
+        let ramps = self.ramps.try_borrow().ok()?;
         let mut rng = self.rng.replace(Rng::new(0));
         let decision = decide_excluding(
             policy,
@@ -359,6 +525,8 @@ impl Engine {
             &mut DecideHost {
                 peer,
                 outliers: &outliers,
+                health: &active,
+                ramps: &ramps,
             },
             &mut rng,
             replay.tried,
@@ -421,7 +589,8 @@ impl Engine {
         };
         let outcome = status.map_or(health::Outcome::GatewayError, |s| health::classify(s, || 0));
         if let Ok(mut outliers) = self.outliers.try_borrow_mut() {
-            if outliers.observe(d, t, outcome, store, now_ms) {
+            let probation = self.on_probation(d, t);
+            if outliers.observe(d, t, outcome, probation, store, now_ms) {
                 out.gauge = self.ejected_gauge(&outliers, d);
                 out.stat = Some(Stat::Target(TargetStat::Ejected, d as u32, t as u32));
                 let dest = &self.policy.destinations[d];
@@ -563,10 +732,13 @@ fn internal_error_log(what: &'static str) -> LogEvent<'static> {
     }
 }
 
-/// What [`decide`] reads of the host: the peer identity and the ejected targets.
+/// What [`decide`] reads of the host: the peer identity, the ejected targets and those on
+/// probation.
 struct DecideHost<'a, P> {
     peer: &'a mut P,
     outliers: &'a Outliers,
+    health: &'a ActiveHealth,
+    ramps: &'a [Option<Vec<u8>>],
 }
 
 impl<P: Peer> Host for DecideHost<'_, P> {
@@ -575,7 +747,11 @@ impl<P: Peer> Host for DecideHost<'_, P> {
     }
 
     fn ejected(&self, d: usize) -> u64 {
-        self.outliers.ejected(d)
+        self.outliers.ejected(d) | self.health.unhealthy(d)
+    }
+
+    fn ramp(&self, d: usize) -> Option<&[u8]> {
+        self.ramps.get(d)?.as_deref()
     }
 }
 

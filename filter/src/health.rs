@@ -5,7 +5,7 @@
 
 use std::hash::Hasher;
 
-use crate::config::OutlierDetectionConfig;
+use crate::config::{LbPolicy, OutlierDetectionConfig};
 use crate::hash::{push_hex, Fnv};
 use crate::policy::Destination;
 
@@ -58,16 +58,20 @@ pub struct OutlierDetector {
     counters: Vec<Counters>,
     table: Vec<Ejection>,
     ejected: u64,
+    /// The destination fails over by tiers: the cap never keeps a target in service while
+    /// another one is in service (see [`Self::observe`]).
+    failover: bool,
 }
 
 impl OutlierDetector {
-    /// State for `targets` targets, none ejected.
-    pub fn new(config: OutlierDetectionConfig, targets: usize) -> Self {
+    /// State for `targets` targets, none ejected; `failover` for a FailOver destination.
+    pub fn new(config: OutlierDetectionConfig, targets: usize, failover: bool) -> Self {
         Self {
             config,
             counters: vec![Counters::default(); targets],
             table: vec![Ejection::default(); targets],
             ejected: 0,
+            failover,
         }
     }
 
@@ -83,7 +87,13 @@ impl OutlierDetector {
 
     /// Records a response of target `i`. Returns true when the target has reached a
     /// threshold and may be ejected: the caller then calls [`Self::eject`] with the time.
-    pub fn observe(&mut self, i: usize, outcome: Outcome) -> bool {
+    ///
+    /// A target on `probation` (it came back a short while ago) reaches it with its first
+    /// failure. `max_ejection_percent` caps how many targets are out at once, at least one
+    /// ejection always allowed; for a FailOver destination it does not apply while another
+    /// target is in service, since capping would keep a dead locality in service instead of
+    /// failing over to the next tier.
+    pub fn observe(&mut self, i: usize, outcome: Outcome, probation: bool) -> bool {
         let Some(c) = self.counters.get_mut(i) else {
             return false;
         };
@@ -101,7 +111,8 @@ impl OutlierDetector {
                 c.consecutive_gateway += 1;
             }
         }
-        let hit = |n: u32, limit: u32| limit > 0 && n >= limit;
+        let limit = |limit: u32| if probation { limit.min(1) } else { limit };
+        let hit = |n: u32, configured: u32| configured > 0 && n >= limit(configured);
         if !(hit(c.consecutive_5xx, self.config.consecutive_5xx)
             || hit(
                 c.consecutive_gateway,
@@ -111,10 +122,19 @@ impl OutlierDetector {
             return false;
         }
         *c = Counters::default();
-        self.ejected & (1 << i) == 0 && self.may_eject_one_more()
+        self.ejected & (1 << i) == 0 && self.may_eject(i)
     }
 
-    fn may_eject_one_more(&self) -> bool {
+    fn may_eject(&self, i: usize) -> bool {
+        let all = if self.table.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.table.len()) - 1
+        };
+        let others_in_service = all & !self.ejected & !(1 << i) != 0;
+        if self.failover && others_in_service {
+            return true;
+        }
         let ejected = u64::from(self.ejected.count_ones());
         let n = self.table.len() as u64;
         ejected == 0 || (ejected + 1) * 100 <= u64::from(self.config.max_ejection_percent) * n
@@ -250,12 +270,23 @@ impl Outliers {
             .iter()
             .map(|d| {
                 d.outlier_detection.clone().map(|config| Tracked {
-                    detector: OutlierDetector::new(config, d.targets.len()),
+                    detector: OutlierDetector::new(
+                        config,
+                        d.targets.len(),
+                        d.balancer.policy() == LbPolicy::FailOver,
+                    ),
                     key: shared_key(&d.name, d.targets.iter().map(|t| t.name.as_str())),
                 })
             })
             .collect();
         Self { destinations }
+    }
+
+    /// When each target's last ejection ended or ends (ms since epoch; 0: never ejected).
+    pub fn ejection_ends(&self, d: usize) -> impl Iterator<Item = u64> + '_ {
+        self.tracked(d)
+            .into_iter()
+            .flat_map(|t| t.detector.table().iter().map(|e| e.until_ms))
     }
 
     /// Bit mask of the ejected targets of destination `d`.
@@ -267,21 +298,23 @@ impl Outliers {
         self.destinations.get(d).and_then(Option::as_ref)
     }
 
-    /// Records a response of target `t` of destination `d`. When it reaches a threshold,
-    /// ejects the target in the shared table (on top of other VMs' writes) and returns
-    /// true, unless another VM had ejected it already.
+    /// Records a response of target `t` of destination `d` (see [`OutlierDetector::observe`]
+    /// for `probation`). When it reaches a threshold, ejects the target in the shared table
+    /// (on top of other VMs' writes) and returns true, unless another VM had ejected it
+    /// already.
     pub fn observe(
         &mut self,
         d: usize,
         t: usize,
         outcome: Outcome,
+        probation: bool,
         store: &impl SharedStore,
         now_ms: impl FnOnce() -> u64,
     ) -> bool {
         let Some(Some(tracked)) = self.destinations.get_mut(d) else {
             return false;
         };
-        if !tracked.detector.observe(t, outcome) {
+        if !tracked.detector.observe(t, outcome, probation) {
             return false;
         }
         let now_ms = now_ms();
@@ -360,10 +393,10 @@ mod tests {
 
     #[test]
     fn gateway_errors_eject_then_expire() {
-        let mut d = OutlierDetector::new(config(100), 3);
-        assert!(!d.observe(1, Outcome::GatewayError));
-        assert!(!d.observe(1, Outcome::GatewayError));
-        assert!(d.observe(1, Outcome::GatewayError));
+        let mut d = OutlierDetector::new(config(100), 3, false);
+        assert!(!d.observe(1, Outcome::GatewayError, false));
+        assert!(!d.observe(1, Outcome::GatewayError, false));
+        assert!(d.observe(1, Outcome::GatewayError, false));
         assert!(d.eject(1, 10_000, None));
         assert_eq!(d.ejected_mask(), 0b010);
         d.expire(10_999);
@@ -374,21 +407,21 @@ mod tests {
 
     #[test]
     fn success_resets_the_count() {
-        let mut d = OutlierDetector::new(config(100), 1);
+        let mut d = OutlierDetector::new(config(100), 1, false);
         for _ in 0..10 {
-            assert!(!d.observe(0, Outcome::GatewayError));
-            assert!(!d.observe(0, Outcome::GatewayError));
-            assert!(!d.observe(0, Outcome::Success));
+            assert!(!d.observe(0, Outcome::GatewayError, false));
+            assert!(!d.observe(0, Outcome::GatewayError, false));
+            assert!(!d.observe(0, Outcome::Success, false));
         }
         for _ in 0..4 {
-            assert!(!d.observe(0, Outcome::ServerError));
+            assert!(!d.observe(0, Outcome::ServerError, false));
         }
-        assert!(d.observe(0, Outcome::ServerError));
+        assert!(d.observe(0, Outcome::ServerError, false));
     }
 
     #[test]
     fn ejection_time_grows_is_capped_and_decays() {
-        let mut d = OutlierDetector::new(config(100), 1);
+        let mut d = OutlierDetector::new(config(100), 1, false);
         assert!(d.eject(0, 0, None));
         assert_eq!(d.table()[0].until_ms, 1000);
         assert!(d.eject(0, 1000, None));
@@ -408,27 +441,69 @@ mod tests {
 
     #[test]
     fn max_ejection_percent_allows_at_least_one() {
-        let mut d = OutlierDetector::new(config(10), 3);
+        let mut d = OutlierDetector::new(config(10), 3, false);
         for _ in 0..3 {
-            d.observe(0, Outcome::GatewayError);
+            d.observe(0, Outcome::GatewayError, false);
         }
         assert!(d.eject(0, 0, None));
         for _ in 0..2 {
-            assert!(!d.observe(1, Outcome::GatewayError));
+            assert!(!d.observe(1, Outcome::GatewayError, false));
         }
-        assert!(!d.observe(1, Outcome::GatewayError), "10% of 3: only one");
-        let mut d = OutlierDetector::new(config(70), 3);
+        assert!(
+            !d.observe(1, Outcome::GatewayError, false),
+            "10% of 3: only one"
+        );
+        let mut d = OutlierDetector::new(config(70), 3, false);
         d.eject(0, 0, None);
         for _ in 0..2 {
-            d.observe(1, Outcome::GatewayError);
+            d.observe(1, Outcome::GatewayError, false);
         }
-        assert!(d.observe(1, Outcome::GatewayError), "2 of 3 ≤ 70%");
+        assert!(d.observe(1, Outcome::GatewayError, false), "2 of 3 ≤ 70%");
+    }
+
+    #[test]
+    fn a_failover_destination_ejects_a_dead_locality_beyond_the_cap() {
+        // Default cap 10 %: ActiveActive keeps the second dead target in service...
+        let mut aa = OutlierDetector::new(config(10), 3, false);
+        for _ in 0..3 {
+            aa.observe(0, Outcome::GatewayError, false);
+        }
+        assert!(aa.eject(0, 0, None));
+        for _ in 0..2 {
+            aa.observe(1, Outcome::GatewayError, false);
+        }
+        assert!(!aa.observe(1, Outcome::GatewayError, false));
+        // ...FailOver ejects it while another target is in service, but never the last.
+        let mut fo = OutlierDetector::new(config(10), 3, true);
+        for t in 0..2 {
+            for _ in 0..2 {
+                fo.observe(t, Outcome::GatewayError, false);
+            }
+            assert!(fo.observe(t, Outcome::GatewayError, false), "target {t}");
+            assert!(fo.eject(t, 0, None));
+        }
+        for _ in 0..2 {
+            fo.observe(2, Outcome::GatewayError, false);
+        }
+        assert!(
+            !fo.observe(2, Outcome::GatewayError, false),
+            "the last one stays"
+        );
+    }
+
+    #[test]
+    fn on_probation_one_failure_is_enough() {
+        let mut d = OutlierDetector::new(config(100), 1, false);
+        assert!(!d.observe(0, Outcome::GatewayError, false));
+        assert!(d.observe(0, Outcome::GatewayError, true));
+        assert!(d.observe(0, Outcome::ServerError, true));
+        assert!(!d.observe(0, Outcome::Success, true));
     }
 
     #[test]
     fn shared_table_is_adopted_and_not_double_counted() {
-        let mut a = OutlierDetector::new(config(100), 2);
-        let mut b = OutlierDetector::new(config(100), 2);
+        let mut a = OutlierDetector::new(config(100), 2, false);
+        let mut b = OutlierDetector::new(config(100), 2, false);
         assert!(a.eject(1, 100, None));
         let shared = decode(&encode(a.table())).unwrap();
         b.adopt(shared.clone(), 200);
@@ -498,9 +573,9 @@ mod tests {
         *store.before_write.borrow_mut() = Some(Box::new(move |s: &Store| {
             assert!(racer
                 .borrow_mut()
-                .observe(0, 1, Outcome::GatewayError, s, || 100));
+                .observe(0, 1, Outcome::GatewayError, false, s, || 100));
         }));
-        assert!(vm1.observe(0, 0, Outcome::GatewayError, &store, || 100));
+        assert!(vm1.observe(0, 0, Outcome::GatewayError, false, &store, || 100));
         let (bytes, cas) = store.get(&vm1.tracked(0).unwrap().key).unwrap();
         assert_eq!(
             cas, 3,
@@ -524,10 +599,10 @@ mod tests {
         *store.before_write.borrow_mut() = Some(Box::new(move |s: &Store| {
             assert!(racer
                 .borrow_mut()
-                .observe(0, 0, Outcome::GatewayError, s, || 100));
+                .observe(0, 0, Outcome::GatewayError, false, s, || 100));
         }));
         assert!(
-            !vm1.observe(0, 0, Outcome::GatewayError, &store, || 100),
+            !vm1.observe(0, 0, Outcome::GatewayError, false, &store, || 100),
             "VM 2 won: VM 1 does not count a second ejection"
         );
         let table = decode(&store.get(&vm1.tracked(0).unwrap().key).unwrap().0).unwrap();
@@ -540,13 +615,13 @@ mod tests {
         let dests = two_targets();
         let store = Store::default();
         let mut vm = Outliers::new(&dests);
-        assert!(vm.observe(0, 1, Outcome::GatewayError, &store, || 0));
+        assert!(vm.observe(0, 1, Outcome::GatewayError, false, &store, || 0));
         assert_eq!(vm.ejected(0), 0b10);
         vm.refresh(&store, 999);
         assert_eq!(vm.ejected(0), 0b10);
         vm.refresh(&store, 1000);
         assert_eq!(vm.ejected(0), 0);
         assert_eq!(vm.ejected(5), 0, "no such destination");
-        assert!(!vm.observe(5, 0, Outcome::GatewayError, &store, || 0));
+        assert!(!vm.observe(5, 0, Outcome::GatewayError, false, &store, || 0));
     }
 }

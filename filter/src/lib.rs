@@ -12,7 +12,7 @@
 //!   [`header_map`]: the ABI's header-map bytes; [`hash`]: the filter's hashing;
 //! - [`identity`]: caller identities; [`authorizer`]: TrafficTargets;
 //! - [`balancer`]: policies, weights, sticky picks; [`health`]: outlier detection and
-//!   its shared table;
+//!   its shared table; [`probe`]: active health checks;
 //! - [`decision`]: the routing decision; [`replay`]: sending a failed request to the next
 //!   target; [`engine`]: each callback's [`outcome`];
 //!   [`stats`]: every stat, in one list.
@@ -30,6 +30,7 @@ pub mod matcher;
 pub mod outcome;
 pub mod path;
 pub mod policy;
+pub mod probe;
 pub mod regex;
 pub mod replay;
 pub mod stats;

@@ -11,6 +11,7 @@ use crate::authorizer::DenyReason;
 use crate::config::AccessMode;
 use crate::decision::Decision;
 use crate::policy::ConfigError;
+use crate::probe::Probe;
 use crate::stats::Stat;
 
 /// A list of at most `N` items kept inline (an outcome never allocates for its lists).
@@ -159,9 +160,33 @@ pub struct ReplayResult<'a> {
 
 /// The outcome of a tick.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TickOutcome {
+pub struct TickOutcome<'a> {
     /// Gauges to set (those that changed).
     pub gauges: Vec<(Stat, u64)>,
+    /// Health-check probes to send (on the worker that holds the prober's lease).
+    pub probes: Vec<ProbeCall<'a>>,
+}
+
+/// A health-check probe to send: the callout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeCall<'a> {
+    /// Which target it checks (hand it back with the answer).
+    pub probe: Probe,
+    /// The target's Envoy cluster.
+    pub cluster: &'a str,
+    /// The request headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// How long it may take.
+    pub timeout_ms: u64,
+}
+
+/// What a probe's answer changed.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeResult<'a> {
+    /// Stats to bump.
+    pub stats: Stats,
+    /// A line to log (a change of health).
+    pub log: Option<LogEvent<'a>>,
 }
 
 /// A log line: its level and what it says.
@@ -218,6 +243,15 @@ pub enum Message<'a> {
         /// The response status that tipped it.
         status: u32,
     },
+    /// Active health checks changed a target's health.
+    HealthChanged {
+        /// Target name.
+        target: &'a str,
+        /// Destination name.
+        destination: &'a str,
+        /// Healthy now (else unhealthy).
+        healthy: bool,
+    },
     /// The filter could not decide.
     InternalError(&'static str),
 }
@@ -259,6 +293,15 @@ impl fmt::Display for Message<'_> {
             } => write!(
                 f,
                 "xcluster: ejected target={target} destination={destination} after status={status}"
+            ),
+            Self::HealthChanged {
+                target,
+                destination,
+                healthy,
+            } => write!(
+                f,
+                "xcluster: health check: target={target} destination={destination} is {}",
+                if *healthy { "healthy" } else { "unhealthy" }
             ),
             Self::InternalError(what) => write!(f, "xcluster: internal error: {what}"),
         }

@@ -7,13 +7,14 @@ use crate::authorizer::{path_test, AccountId, Authorizer, CompiledMatch};
 use crate::balancer::{Balancer, TargetSlot, MAX_TARGETS};
 use crate::config::{
     DestinationConfig, HeaderMatchConfig, HttpMatchConfig, LocalConfig, OutlierDetectionConfig,
-    PathMatchConfig, PathNormalization, PluginConfig, RouteConfig, StickyConfig, TargetConfig,
-    Unmatched, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
+    PathMatchConfig, PathNormalization, PluginConfig, RouteConfig, SlowStartConfig, StickyConfig,
+    TargetConfig, Unmatched, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 use crate::hash::{hash_bytes, push_hex, Map};
 use crate::matcher::{
     HeaderCondition, HostPattern, MethodSet, PathCondition, Route, RouteTable, ValueCondition,
 };
+use crate::probe::HealthCheck;
 use crate::regex::{compile_regex, RegexCache};
 use crate::replay::ReplayPolicy;
 
@@ -170,6 +171,10 @@ pub struct Destination {
     pub sticky: Option<StickyConfig>,
     /// Outlier detection settings.
     pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// Probation of returning targets.
+    pub slow_start: Option<SlowStartConfig>,
+    /// Active health checks.
+    pub health_check: Option<HealthCheck>,
 }
 
 /// The compiled, validated policy.
@@ -650,6 +655,19 @@ fn compile_destination(
             ));
         }
     }
+    if let Some(s) = &d.slow_start {
+        let spath = format!("{path}.slow_start");
+        if s.window_ms == 0 {
+            return Err(field_error(&spath, "window_ms", "must be greater than 0"));
+        }
+        if !(1..=100).contains(&s.min_weight_percent) {
+            return Err(field_error(
+                &spath,
+                "min_weight_percent",
+                "must be 1 to 100",
+            ));
+        }
+    }
     Ok(Destination {
         name: d.name.clone(),
         targets,
@@ -657,6 +675,12 @@ fn compile_destination(
         balancer: Balancer::new(d.policy, slots),
         sticky: d.sticky.clone(),
         outlier_detection: d.outlier_detection.clone(),
+        slow_start: d.slow_start.clone(),
+        health_check: d
+            .health_check
+            .as_ref()
+            .map(|c| HealthCheck::compile(&format!("{path}.health_check"), c))
+            .transpose()?,
     })
 }
 

@@ -105,6 +105,12 @@ stats! {
         Ejected => Counter "xcluster_ejections_total",
         /// Failed requests replayed to the target.
         Replayed => Counter "xcluster_replays_total",
+        /// Health-check probes of the target that failed.
+        HealthCheckFailed => Counter "xcluster_health_check_failures_total",
+        /// Times health checks found the target unhealthy.
+        BecameUnhealthy => Counter "xcluster_health_transitions_total" ["to" = "unhealthy"],
+        /// Times health checks found the target healthy again.
+        BecameHealthy => Counter "xcluster_health_transitions_total" ["to" = "healthy"],
     }
 }
 
@@ -203,10 +209,11 @@ impl StatLayout {
         for d in &policy.destinations {
             for t in &d.targets {
                 for s in TargetStat::ALL {
-                    let tags = [
+                    let mut tags = vec![
                         ("destination", d.name.as_str()),
                         ("target", t.name.as_str()),
                     ];
+                    tags.extend(s.tag());
                     names.push((s.kind(), stat_name(s.family(), &tags)));
                 }
             }

@@ -84,6 +84,10 @@ pub struct Report {
     pub ejections: BTreeMap<(String, String), u64>,
     /// Requests of FailOver destinations served below the best tier seen.
     pub failovers: u64,
+    /// Forwarded requests that failed on their target and were answered by a replay.
+    pub replayed: u64,
+    /// Forwarded requests the client got a 5xx for, after any replay.
+    pub failed: u64,
     /// Requests per traffic class.
     pub classes: BTreeMap<String, u64>,
     /// Instructions of `proxy_on_request_headers` per request.
@@ -144,6 +148,54 @@ fn target_clusters(config: &Value) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// The failure the profile gives `cluster` (an Envoy cluster) at request `i`, `ms` in.
+fn failure<'p>(
+    profile: &'p Profile,
+    clusters: &BTreeMap<String, Vec<String>>,
+    cluster: &str,
+    i: u64,
+    ms: u64,
+) -> Option<&'p crate::profile::Failure> {
+    profile.failures.iter().find(|f| {
+        f.active(i, ms)
+            && (f.target == cluster
+                || clusters
+                    .get(&f.target)
+                    .is_some_and(|c| c.iter().any(|c| c == cluster)))
+    })
+}
+
+/// Answers every http call in flight (replays, health-check probes) as the profile says
+/// its cluster answers at request `i`; replays may start new calls, answered too.
+fn answer_calls(
+    host: &Host,
+    profile: &Profile,
+    clusters: &BTreeMap<String, Vec<String>>,
+    i: u64,
+) -> Result<(), SimError> {
+    for _ in 0..16 {
+        let calls = host.http_calls();
+        if calls.is_empty() {
+            break;
+        }
+        let ms = host.elapsed().as_millis() as u64;
+        for call in calls {
+            let status = failure(profile, clusters, &call.upstream, i, ms)
+                .map_or(200, |f| f.status)
+                .to_string();
+            host.respond_http_call(
+                call.token,
+                crate::HttpCallResponse {
+                    headers: crate::HeaderMap::from_pairs(&[(":status", status.as_str())]),
+                    body: Vec::new(),
+                    trailers: crate::HeaderMap::default(),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `profile` against the filter module `wasm` configured with `config`.
 pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, SimError> {
     let options = HostOptions {
@@ -198,6 +250,9 @@ pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, Sim
         }
     }
     let clusters = target_clusters(&config);
+    for cluster in clusters.values().flatten() {
+        host.add_cluster(cluster);
+    }
     for (n, f) in profile.failures.iter().enumerate() {
         let known =
             clusters.contains_key(&f.target) || clusters.values().flatten().any(|c| *c == f.target);
@@ -220,6 +275,7 @@ pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, Sim
         if i > 0 {
             host.advance(Duration::from_millis(profile.interval_ms))?;
         }
+        answer_calls(&host, profile, &clusters, i)?;
         let class = profile.class_of(i);
         *report.classes.entry(profile.class_name(class)).or_default() += 1;
         let traffic = &profile.traffic[class];
@@ -264,23 +320,36 @@ pub fn run(wasm: &[u8], config: &Value, profile: &Profile) -> Result<Report, Sim
         } else if let Some(cluster) = stream.request_header(&cluster_header) {
             report.forwarded += 1;
             let mut response = vec![(":status".to_string(), "200".to_string())];
+            let ms = host.elapsed().as_millis() as u64;
+            let mut final_status = 200;
             let decision = if action == Action::Continue {
-                let failure = profile.failures.iter().find(|f| {
-                    f.active(i)
-                        && (f.target == cluster
-                            || clusters
-                                .get(&f.target)
-                                .is_some_and(|c| c.contains(&cluster)))
-                });
-                if let Some(f) = failure {
+                if let Some(f) = failure(profile, &clusters, &cluster, i, ms) {
                     response[0].1 = f.status.to_string();
+                    final_status = u32::from(f.status);
                     stream.set_response_flags(f.flags);
                 }
-                stream.response_headers(&response, true)?;
-                parse_decision(&stream.response_header(&decision_header).unwrap_or_default())
+                let held = stream.response_headers(&response, true)? == Action::Pause;
+                if held {
+                    answer_calls(&host, profile, &clusters, i)?;
+                }
+                match stream.local_reply() {
+                    Some(reply) if held => {
+                        if reply.details == "xcluster_replayed" {
+                            report.replayed += 1;
+                        }
+                        final_status = reply.status;
+                        parse_decision(&reply.headers.get_str(&decision_header).unwrap_or_default())
+                    }
+                    _ => parse_decision(
+                        &stream.response_header(&decision_header).unwrap_or_default(),
+                    ),
+                }
             } else {
                 BTreeMap::new()
             };
+            if final_status >= 500 {
+                report.failed += 1;
+            }
             let dest = decision.get("destination").cloned().unwrap_or_default();
             let target = decision.get("target").cloned().unwrap_or(cluster);
             let tier = decision.get("tier").cloned().unwrap_or_default();
@@ -444,6 +513,11 @@ impl fmt::Display for Report {
             out,
             "\nfailovers (FailOver requests served below the best tier seen): {}",
             self.failovers
+        );
+        let _ = writeln!(
+            out,
+            "replayed (failed on their target, answered by the next): {}; failed (a 5xx to the client): {}",
+            self.replayed, self.failed
         );
         for (title, map) in [
             ("denials", &self.denials),

@@ -28,6 +28,10 @@ pub struct HostOptions {
     /// Run the filter's response callbacks on its own local replies, as Envoy's filter
     /// chain does (a local reply is encoded through every encoder filter).
     pub local_reply_runs_response_callbacks: bool,
+    /// Before the first worker VM of a plugin config, configure it once on a throw-away
+    /// VM, as Envoy does to vet a config (proxy-wasm-cpp-host's canary): what the filter
+    /// does there (shared data, a lease it takes) outlives a VM that never ticks.
+    pub canary: bool,
 }
 
 impl Default for HostOptions {
@@ -37,6 +41,7 @@ impl Default for HostOptions {
             log_level: LogLevel::Trace,
             fuel_per_callback: 10_000_000_000,
             local_reply_runs_response_callbacks: true,
+            canary: true,
         }
     }
 }
@@ -120,6 +125,8 @@ struct HostInner {
     linker: Linker<VmData>,
     options: HostOptions,
     vms: RefCell<Vec<SharedCore>>,
+    /// Plugin configs a canary VM has configured already.
+    canaried: RefCell<std::collections::HashSet<Vec<u8>>>,
 }
 
 /// A simulated Envoy running one wasm module in any number of worker VMs.
@@ -151,6 +158,7 @@ impl Host {
                 linker,
                 options,
                 vms: RefCell::new(Vec::new()),
+                canaried: RefCell::default(),
             }),
         })
     }
@@ -174,6 +182,27 @@ impl Host {
     /// stay in [`Host::logs`].
     pub fn start_vm(&self, config: VmConfig) -> Result<Vm, SimError> {
         let index = self.inner.vms.borrow().len();
+        let first = self
+            .inner
+            .canaried
+            .borrow_mut()
+            .insert(config.plugin_config.clone());
+        if self.inner.options.canary && first {
+            // Dropped once configured: it never gets a stream or a tick.
+            self.boot(&config, usize::MAX)?;
+        }
+        let core = Rc::new(RefCell::new(self.boot(&config, index)?));
+        self.inner.vms.borrow_mut().push(core.clone());
+        let vm = Vm {
+            host: self.clone(),
+            core,
+        };
+        self.deliver_queue_events()?;
+        Ok(vm)
+    }
+
+    /// Instantiates the module and runs it up to a configured root context.
+    fn boot(&self, config: &VmConfig, index: usize) -> Result<VmCore, SimError> {
         let mut properties = HashMap::new();
         for (key, value) in [
             ("plugin_name", &config.plugin_name),
@@ -196,7 +225,10 @@ impl Host {
             scope: CallbackScope::default(),
             tick_period_ms: 0,
             next_tick_ns: None,
-            rng: self.inner.options.seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F),
+            rng: self.inner.options.seed
+                ^ (index as u64)
+                    .wrapping_add(1)
+                    .wrapping_mul(0xA076_1D64_78BD_642F),
             done: false,
             root_host_calls: Default::default(),
         };
@@ -243,14 +275,7 @@ impl Host {
         if !configured? {
             return Err(SimError::ConfigRejected);
         }
-        let core = Rc::new(RefCell::new(core));
-        self.inner.vms.borrow_mut().push(core.clone());
-        let vm = Vm {
-            host: self.clone(),
-            core,
-        };
-        self.deliver_queue_events()?;
-        Ok(vm)
+        Ok(core)
     }
 
     /// The VM started `index`-th.

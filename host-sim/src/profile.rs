@@ -112,6 +112,12 @@ pub struct Failure {
     /// First request number that succeeds again (default: never).
     #[serde(default)]
     pub until: Option<u64>,
+    /// Virtual time (ms since the run started) from which it fails (default 0).
+    #[serde(default)]
+    pub from_ms: u64,
+    /// Virtual time from which it succeeds again (default: never).
+    #[serde(default)]
+    pub until_ms: Option<u64>,
 }
 
 fn default_status() -> u16 {
@@ -119,9 +125,13 @@ fn default_status() -> u16 {
 }
 
 impl Failure {
-    /// Whether request number `i` to this target fails.
-    pub fn active(&self, i: u64) -> bool {
-        i >= self.from && self.until.is_none_or(|u| i < u)
+    /// Whether request number `i` to this target, at `ms` into the run, fails (every
+    /// request then: a replay of it, a health-check probe).
+    pub fn active(&self, i: u64, ms: u64) -> bool {
+        i >= self.from
+            && self.until.is_none_or(|u| i < u)
+            && ms >= self.from_ms
+            && self.until_ms.is_none_or(|u| ms < u)
     }
 }
 
@@ -236,8 +246,26 @@ failures:
         assert_eq!(p.traffic[1].headers(5)[1].1, "/p/5");
         let f = &p.failures[0];
         assert_eq!(
-            (f.active(1), f.active(2), f.active(3), f.active(4)),
+            (
+                f.active(1, 0),
+                f.active(2, 0),
+                f.active(3, 0),
+                f.active(4, 0)
+            ),
             (false, true, true, false)
+        );
+        let by_time = crate::profile::Failure {
+            from_ms: 2000,
+            until_ms: Some(3000),
+            ..f.clone()
+        };
+        assert_eq!(
+            (
+                by_time.active(2, 1999),
+                by_time.active(2, 2000),
+                by_time.active(2, 3000)
+            ),
+            (false, true, false)
         );
     }
 

@@ -96,9 +96,29 @@ const MODULE: &str = r#"
 )
 "#;
 
+/// The plumbing, without Envoy's canary configure (see the test of it below).
 fn host() -> Host {
     let wasm = wat::parse_str(MODULE).unwrap();
-    Host::new(&wasm, HostOptions::default()).unwrap()
+    let options = HostOptions {
+        canary: false,
+        ..HostOptions::default()
+    };
+    Host::new(&wasm, options).unwrap()
+}
+
+#[test]
+fn a_config_is_first_configured_on_a_canary_that_never_serves() {
+    let wasm = wat::parse_str(MODULE).unwrap();
+    let host = Host::new(&wasm, HostOptions::default()).unwrap();
+    host.start_vm(VmConfig::plugin("cfg-1")).unwrap();
+    host.start_vm(VmConfig::plugin("cfg-1")).unwrap();
+    let configures = host
+        .logs_at(LogLevel::Info)
+        .iter()
+        .filter(|l| *l == "cfg-1")
+        .count();
+    assert_eq!(configures, 3, "the canary, then two workers");
+    assert!(host.vm(1).is_some() && host.vm(2).is_none(), "two workers");
 }
 
 #[test]

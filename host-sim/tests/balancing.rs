@@ -229,6 +229,89 @@ fn the_ejected_targets_gauge_follows_ejections_on_every_worker() {
 }
 
 #[test]
+fn a_returning_target_takes_traffic_back_gradually_and_one_failure_ejects_it_again() {
+    let host = new_host();
+    let cfg = dest(
+        tiers(),
+        json!({"policy": "FailOver", "outlier_detection": outlier(json!({})),
+               "slow_start": {"window_ms": 10000, "min_weight_percent": 10}}),
+    );
+    let vm = start(&host, &cfg);
+    for _ in 0..3 {
+        exchange(&vm, 500, 0);
+    }
+    assert_eq!(spread(&vm, 20), BTreeMap::from([("t1".to_string(), 20)]));
+    // The ejection (10 s) ends; a second later t0 is back on probation at 10 %.
+    host.advance(Duration::from_millis(11_000)).unwrap();
+    let early = spread(&vm, 1000);
+    let back = early.get("t0").copied().unwrap_or(0);
+    assert!((50..=160).contains(&back), "t0 at ~10 %: {early:?}");
+    let on_probation = (0..50).find_map(|_| {
+        let (mut s, _) = send(&vm, &get("/", &[]), None);
+        s.response_headers(&[(":status", "200")], true).unwrap();
+        s.response_header("x-decision")
+            .filter(|d| d.contains("target=t0"))
+    });
+    assert!(
+        on_probation
+            .as_deref()
+            .is_some_and(|d| d.ends_with("; probation=10%")),
+        "{on_probation:?}"
+    );
+    // Half way through the window: about half.
+    host.advance(Duration::from_millis(4_000)).unwrap();
+    let half = spread(&vm, 1000).get("t0").copied().unwrap_or(0);
+    assert!((400..=620).contains(&half), "t0 at ~50 %: {half}");
+    // On probation, one failure is enough.
+    let mut failed = false;
+    for _ in 0..20 {
+        if exchange(&vm, 503, 0).as_deref() == Some("t0") {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "t0 took no request");
+    assert_eq!(
+        host.counter("xcluster_ejections_total.destination=.=d;.;target=.=t0;.;"),
+        Some(2)
+    );
+    assert_eq!(spread(&vm, 20), BTreeMap::from([("t1".to_string(), 20)]));
+    // After the window the target is fully back.
+    host.advance(Duration::from_millis(60_000)).unwrap();
+    assert_eq!(spread(&vm, 20), BTreeMap::from([("t0".to_string(), 20)]));
+}
+
+#[test]
+fn a_whole_dead_locality_fails_over_despite_max_ejection_percent() {
+    let host = new_host();
+    // Two targets in the local zone, one remote; the default cap is 10 %.
+    let targets = vec![
+        placed("t0", "c1", "eu", "eu-a", json!({})),
+        placed("t0b", "c1b", "eu", "eu-a", json!({})),
+        placed("t1", "c2", "us", "us-a", json!({})),
+    ];
+    let od = json!({"consecutive_5xx": 2, "consecutive_gateway_errors": 0,
+        "base_ejection_time_ms": 10000});
+    let vm = start(
+        &host,
+        &dest(
+            targets,
+            json!({"policy": "FailOver", "outlier_detection": od}),
+        ),
+    );
+    for _ in 0..40 {
+        exchange(&vm, 500, 0);
+    }
+    let ejected = |t: &str| {
+        host.counter(&format!(
+            "xcluster_ejections_total.destination=.=d;.;target=.={t};.;"
+        ))
+    };
+    assert_eq!((ejected("t0"), ejected("t0b")), (Some(1), Some(1)));
+    assert_eq!(ejected("t1"), Some(0), "the last target in service stays");
+}
+
+#[test]
 fn repeated_ejections_last_longer_up_to_the_maximum() {
     let host = new_host();
     let od = outlier(

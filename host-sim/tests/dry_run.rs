@@ -10,12 +10,31 @@ use xcluster_host_sim::dryrun::{self, Report};
 use xcluster_host_sim::profile::Profile;
 
 fn example() -> (serde_json::Value, Profile) {
+    load("reviews.json", "profile.yaml")
+}
+
+fn load(config: &str, profile: &str) -> (serde_json::Value, Profile) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dry-run");
-    let config =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reviews.json")).unwrap()).unwrap();
-    let path = dir.join("profile.yaml");
+    let config = serde_json::from_str(&std::fs::read_to_string(dir.join(config)).unwrap()).unwrap();
+    let path = dir.join(profile);
     let profile = Profile::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
     (config, profile)
+}
+
+#[test]
+fn a_target_dying_at_two_seconds_costs_no_request_the_replays_take_them() {
+    let (config, profile) = load("replay.json", "replay-profile.yaml");
+    let report = dryrun::run(common::wasm(), &config, &profile).unwrap();
+    println!("{report}");
+    assert_eq!(report.failed, 0, "{report}");
+    let local = &report.targets[&key("httpbin", "cluster-1")];
+    assert!(local.upstream_errors >= 5, "{report}");
+    assert_eq!(
+        report.replayed, local.upstream_errors,
+        "every failure replayed: {report}"
+    );
+    assert_eq!(report.ejections.get(&key("httpbin", "cluster-1")), Some(&1));
+    assert!(report.to_string().contains(&format!("replayed (failed on their target, answered by the next): {}; failed (a 5xx to the client): 0", report.replayed)));
 }
 
 fn key(d: &str, t: &str) -> (String, String) {

@@ -105,19 +105,43 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> io::Result<Response> {
+        self.request_with_body(method, host, path, headers, b"")
+    }
+
+    /// [`Client::request`] with a body (sent with its `content-length`).
+    pub fn request_with_body(
+        &mut self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Response> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
+        if !body.is_empty() {
+            head.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
         head.push_str("\r\n");
+        let mut message = head.into_bytes();
+        message.extend_from_slice(body);
         let reused = self.conn.is_some();
-        match self.exchange(head.as_bytes()) {
+        match self.exchange(&message) {
             Err(e) if reused && is_stale(&e) => {
                 self.conn = None;
-                self.exchange(head.as_bytes())
+                self.exchange(&message)
             }
             other => other,
         }
+    }
+
+    /// Sends `request` as it is (request line, headers, body: any bytes) on a fresh
+    /// connection and reads one response.
+    pub fn send_raw(&mut self, request: &[u8]) -> io::Result<Response> {
+        self.conn = None;
+        self.exchange(request)
     }
 
     /// Closes the current connection (the next request opens a new one).

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xcluster_envoy::{
-    Cluster, DataSource, DownstreamTls, HttpConnectionManager, SocketAddress, StatsConfig,
-    WasmFilter,
+    Cluster, DataSource, DownstreamTls, HttpConnectionManager, Locality, Node, SocketAddress,
+    StatsConfig, UpstreamProtocol, WasmFilter,
 };
 use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
@@ -87,24 +87,105 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// Envoy clusters: name → upstream address.
     pub clusters: Vec<(String, SocketAddr)>,
+    /// The HTTP version spoken to every cluster.
+    pub upstream_protocol: UpstreamProtocol,
 }
 
 impl Bootstrap {
     /// Renders the bootstrap as JSON, admin on a free loopback port.
     pub fn render(&self) -> Value {
+        self.render_with(None)
+    }
+
+    /// Renders the bootstrap with its listeners in the LDS file `lds` instead (written with
+    /// [`Bootstrap::lds`]).
+    pub fn render_dynamic(&self, lds: &LdsFile) -> Value {
+        self.render_with(Some(lds))
+    }
+
+    /// The LDS file's contents: the listeners at `version`.
+    pub fn lds(&self, version: &str) -> Value {
+        xcluster_envoy::lds_file(version, &self.build_listeners())
+    }
+
+    fn build_listeners(&self) -> Vec<xcluster_envoy::Listener> {
         let wasm = self.wasm.to_string_lossy();
+        self.listeners.iter().map(|l| l.build(&wasm)).collect()
+    }
+
+    fn render_with(&self, lds: Option<&LdsFile>) -> Value {
+        // Envoy needs a node id and cluster for dynamic resources.
+        let node = lds.map(|_| Node {
+            id: "xcluster-e2e".into(),
+            cluster: "xcluster-e2e".into(),
+            cluster_id: None,
+            locality: Locality::default(),
+        });
         xcluster_envoy::Bootstrap {
-            node: None,
+            node,
             admin: Some(SocketAddress::loopback(0)),
-            listeners: self.listeners.iter().map(|l| l.build(&wasm)).collect(),
+            listeners: match lds {
+                Some(_) => Vec::new(),
+                None => self.build_listeners(),
+            },
             clusters: self
                 .clusters
                 .iter()
-                .map(|(name, addr)| Cluster::new(name.as_str(), (*addr).into()))
+                .map(|(name, addr)| Cluster {
+                    protocol: self.upstream_protocol,
+                    ..Cluster::new(name.as_str(), (*addr).into())
+                })
                 .collect(),
             stats_config: Some(StatsConfig::xcluster()),
+            lds_path: lds.map(|f| f.path.to_string_lossy().into_owned()),
         }
         .render()
+    }
+}
+
+/// A listener file Envoy watches (LDS `path_config_source`), in its own directory under
+/// `target/e2e/` (removed when dropped), replaced atomically on every write.
+pub struct LdsFile {
+    dir: PathBuf,
+    path: PathBuf,
+    writes: u32,
+}
+
+impl LdsFile {
+    /// A fresh directory for `lds.json`.
+    pub fn create(name: &str) -> io::Result<Self> {
+        let dir = Options::named(&format!("{name}-lds")).dir;
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
+        Ok(Self {
+            path: dir.join("lds.json"),
+            dir,
+            writes: 0,
+        })
+    }
+
+    /// Replaces the file with `doc`: written to a temporary file in the same directory,
+    /// then renamed over it, so Envoy never reads half a file.
+    pub fn write(&mut self, doc: &Value) -> io::Result<()> {
+        self.writes += 1;
+        let tmp = self.dir.join(format!(".lds-{}.json", self.writes));
+        fs::write(&tmp, format!("{doc:#}"))?;
+        fs::rename(&tmp, &self.path)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LdsFile {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

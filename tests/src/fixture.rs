@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use xcluster_envoy::UpstreamProtocol;
 
 use crate::client::{Client, Response};
-use crate::envoy::{Bootstrap, Envoy, Listener};
+use crate::envoy::{Bootstrap, Config, Envoy, Listener, Options};
 use crate::scenario::{served_by, CLUSTERS};
 use crate::upstream::Upstream;
 
@@ -30,6 +31,11 @@ impl Gateway {
     /// Builds the filter if needed, starts the three upstreams and an Envoy named `name`
     /// with `listeners`, and waits until it is ready.
     pub fn start(name: &str, listeners: Vec<Listener>) -> Result<Self, Error> {
+        Self::start_with(&Options::named(name), listeners)
+    }
+
+    /// [`Gateway::start`] with Envoy run as `options` say (e.g. more workers).
+    pub fn start_with(options: &Options, listeners: Vec<Listener>) -> Result<Self, Error> {
         let wasm = xcluster_wasm_build::filter_wasm()?;
         let clusters = CLUSTERS
             .iter()
@@ -42,8 +48,9 @@ impl Gateway {
                 .iter()
                 .map(|u| (u.name().to_string(), u.addr()))
                 .collect(),
+            upstream_protocol: UpstreamProtocol::Http1,
         };
-        let envoy = Envoy::start(name, &bootstrap)?;
+        let envoy = Envoy::start_with(options, Config::Json(&bootstrap.render()))?;
         Ok(Self { envoy, clusters })
     }
 

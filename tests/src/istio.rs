@@ -16,7 +16,8 @@
 //!   (`pkg/bootstrap/config.go`, `tools/packaging/common/envoy_bootstrap.json`) and one tag
 //!   per `extraStatTags` entry, the xcluster tags.
 //!
-//! Not modelled: mTLS between proxies, TLS origination, Istio's own filters and stats.
+//! Not modelled: mTLS between proxies, TLS origination, Istio's own filters and stats; the
+//! connection manager has `xcluster-envoy`'s hardened settings, not Istio's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -266,6 +267,7 @@ impl IstioDocs {
                     .collect(),
                 inclusion_prefixes: ISTIO_STATS_PREFIXES.map(String::from).to_vec(),
             }),
+            lds_path: None,
         }
         .render())
     }

@@ -2,7 +2,8 @@
 //! loopback "clusters", and drives it with a small HTTP/1.1 client (plain or mTLS).
 //!
 //! Pieces: [`upstream`] (the clusters), [`envoy`] (bootstrap rendering and the process
-//! guard), [`client`] (HTTP/1.1 over TCP or rustls), [`pki`] (test CA and SPIFFE
+//! guard), [`client`] (HTTP/1.1 over TCP or rustls), [`grpc`] (gRPC upstreams and client,
+//! Python grpcio), [`pki`] (test CA and SPIFFE
 //! certificates), [`fixture`] (three clusters behind one gateway, outcome tallies),
 //! [`scenario`] (the hand-written plugin configs of the tests, kept in one place),
 //! [`generated`] (bootstraps from `xcluster-gen envoy`, used by the demo), [`istio`]
@@ -14,6 +15,7 @@ pub mod client;
 pub mod envoy;
 pub mod fixture;
 pub mod generated;
+pub mod grpc;
 pub mod istio;
 pub mod pki;
 pub mod prometheus;

@@ -82,8 +82,15 @@ pub const ENFORCE_LOCAL_ONLY: PluginConfigFile = config_file!("enforce-local-onl
 /// Enforced SMI access: curl may call `httpbin/default` and `httpbin/httpbin` (all clusters).
 pub const ENFORCE: PluginConfigFile = config_file!("enforce");
 
+/// Enforced SMI access: curl may `GET` paths under `/public/` only (cluster-2 only).
+pub const PUBLIC_ONLY: PluginConfigFile = config_file!("public-only");
+/// gRPC: `echo` split 50 / 50 over cluster-1 and cluster-3; `down.echo` has no local target
+/// (`Locality`). Permissive; the TrafficTarget lets curl call `/xcluster.Echo/Who` in
+/// enforce mode.
+pub const GRPC_ECHO: PluginConfigFile = config_file!("grpc-echo");
+
 /// Every hand-written config.
-pub const ALL: [PluginConfigFile; 7] = [
+pub const ALL: [PluginConfigFile; 9] = [
     LOCALITY_NO_LOCAL,
     FAILOVER_NO_LOCAL,
     FAILOVER,
@@ -91,6 +98,8 @@ pub const ALL: [PluginConfigFile; 7] = [
     SPLIT,
     ENFORCE_LOCAL_ONLY,
     ENFORCE,
+    PUBLIC_ONLY,
+    GRPC_ECHO,
 ];
 
 /// Which cluster answered, from an upstream body `Hi, I am from cluster-N`.

@@ -1,6 +1,9 @@
-//! A tiny threaded HTTP/1.1 server standing in for one cluster's service. Every request
-//! is answered `200 Hi, I am from <name>`, with the path it received echoed in the
-//! `x-upstream-path` response header. Stopping it closes the listener and every open
+//! A tiny threaded HTTP/1.1 server standing in for one cluster's service (bodies by
+//! `content-length` or chunked, trailers read and dropped). Every request is answered
+//! `200 Hi, I am from <name>`, with the path it received echoed in the `x-upstream-path`
+//! response header; the `x-test-id` of each request answered is kept (to count
+//! deliveries), and health-check probes are counted apart. It can be made to answer `503`
+//! to everything, as a sick instance. Stopping it closes the listener and every open
 //! connection, so Envoy sees connect failures, like a cluster going down.
 
 use std::collections::HashMap;
@@ -9,6 +12,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// The path health checks probe.
+pub const HEALTH_PATH: &str = "/healthz";
 
 /// The greeting an upstream named `name` answers with.
 pub fn greeting(name: &str) -> String {
@@ -19,6 +25,11 @@ pub fn greeting(name: &str) -> String {
 struct Shared {
     stopping: AtomicBool,
     served: AtomicU64,
+    test_ids: Mutex<Vec<String>>,
+    /// Answer every request 503, as a sick instance.
+    failing: AtomicBool,
+    /// Requests for [`HEALTH_PATH`].
+    probes: AtomicU64,
     next_conn: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
@@ -65,9 +76,28 @@ impl Upstream {
         self.addr
     }
 
-    /// How many requests it has answered.
+    /// How many requests it has answered (health-check probes apart).
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// Makes the server answer every request, its health path too, `503` (or `200` again).
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// How many requests for [`HEALTH_PATH`] it got.
+    pub fn probes(&self) -> u64 {
+        self.shared.probes.load(Ordering::Relaxed)
+    }
+
+    /// The `x-test-id` of every request answered, in order.
+    pub fn test_ids(&self) -> Vec<String> {
+        self.shared
+            .test_ids
+            .lock()
+            .map(|ids| ids.clone())
+            .unwrap_or_default()
     }
 
     /// Stops accepting, closes every open connection and waits for the acceptor to end.
@@ -127,22 +157,22 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
+        let Some(request_line) = read_text_line(&mut reader)? else {
             return Ok(());
-        }
+        };
         let path = request_line
             .split_whitespace()
             .nth(1)
             .unwrap_or("")
             .to_string();
         let mut content_length = 0usize;
+        let mut chunked = false;
         let mut close = false;
+        let mut test_id = None;
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
+            let Some(line) = read_text_line(&mut reader)? else {
                 return Ok(());
-            }
+            };
             let line = line.trim_end();
             if line.is_empty() {
                 break;
@@ -153,24 +183,77 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
                     content_length = value.parse().unwrap_or(0);
                 } else if name.eq_ignore_ascii_case("connection") {
                     close = value.eq_ignore_ascii_case("close");
+                } else if name.eq_ignore_ascii_case("x-test-id") {
+                    test_id = Some(value.to_string());
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.eq_ignore_ascii_case("chunked");
                 }
             }
         }
-        io::copy(
-            &mut (&mut reader).take(content_length as u64),
-            &mut io::sink(),
-        )?;
+        if chunked {
+            skip_chunked_body(&mut reader)?;
+        } else {
+            io::copy(
+                &mut (&mut reader).take(content_length as u64),
+                &mut io::sink(),
+            )?;
+        }
         if shared.stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let probe = path.ends_with(HEALTH_PATH);
+        let status = if shared.failing.load(Ordering::SeqCst) {
+            "503 Service Unavailable"
+        } else {
+            "200 OK"
+        };
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-upstream-path: {path}\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-upstream-path: {path}\r\n\r\n{body}",
             body.len()
         );
         writer.write_all(response.as_bytes())?;
-        shared.served.fetch_add(1, Ordering::Relaxed);
+        if probe {
+            shared.probes.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shared.served.fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Some(id), Ok(mut ids)) = (test_id, shared.test_ids.lock()) {
+            ids.push(id);
+        }
         if close {
             return Ok(());
         }
+    }
+}
+
+/// One line, any bytes (header values need not be UTF-8); `None` at the end of input.
+fn read_text_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// Reads a chunked body and its trailers.
+fn skip_chunked_body(reader: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let size = size.split(';').next().unwrap_or("").trim();
+        let size = u64::from_str_radix(size, 16)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        io::copy(&mut reader.by_ref().take(size + 2), &mut io::sink())?;
     }
 }

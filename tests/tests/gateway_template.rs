@@ -1,6 +1,6 @@
 //! `envoy/gateway.yaml`, the documented gateway bootstrap, really works: with its ports
-//! and wasm path filled in, the local cluster serves (FailOver) until it goes down, then
-//! the others take over.
+//! and wasm path filled in, it is hardened as documented, and the local cluster serves
+//! (FailOver) until it goes down, then the others take over.
 #![cfg(test)]
 
 use xcluster_e2e::envoy::Envoy;
@@ -46,6 +46,16 @@ fn gateway_template_fails_over() {
 
     let tally = Tally::collect(20, || client.get("httpbin.httpbin", "/"));
     assert_eq!(tally.outcomes(), ["cluster-2"], "{tally}");
+
+    // Hardened as documented: normalized paths, escaped slashes redirected, no `_` names.
+    let resp = client.get("httpbin.httpbin", "/a/./b/../c//d").unwrap();
+    assert_eq!(resp.header("x-upstream-path"), Some("/a/c/d"), "{resp:?}");
+    let resp = client.get("httpbin.httpbin", "/a%2fb").unwrap();
+    assert_eq!((resp.status, resp.header("location")), (307, Some("/a/b")));
+    let resp = client
+        .request("GET", "httpbin.httpbin", "/", &[("x_user", "u")])
+        .unwrap();
+    assert_eq!(resp.status, 400, "{resp:?}");
 
     upstreams[1].stop();
     let mut failures = 0;

@@ -13,6 +13,7 @@ fn refused(name: &str, config: &Value) -> String {
         wasm: xcluster_wasm_build::filter_wasm().unwrap(),
         listeners: vec![Listener::plain("gw", config)],
         clusters: vec![],
+        upstream_protocol: xcluster_envoy::UpstreamProtocol::Http1,
     };
     let mut envoy = Envoy::spawn(name, &bootstrap).unwrap();
     let status = envoy.wait_exit(Duration::from_secs(60));

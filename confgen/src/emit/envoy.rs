@@ -1,5 +1,7 @@
 //! `xcluster-gen envoy`: the model's side of a bootstrap. `--endpoint` flags give targets
-//! their addresses, targets sharing an address share one Envoy cluster, and the plugin
+//! their addresses, `--http2` flags (or the input's port names and protocols) make their
+//! upstreams HTTP/2, targets sharing an address and protocol share one Envoy cluster, and
+//! the plugin
 //! config goes into the wasm filter; [`xcluster_envoy`] renders the rest: one gateway
 //! listener (`xcluster_gateway`) running the filter before the router, the route that
 //! follows the cluster header with its fallback 404, the clusters, and the stats tags that
@@ -10,13 +12,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use xcluster_envoy::{
     Bootstrap, Cluster, DataSource, DownstreamTls, HttpConnectionManager, Listener, Locality, Node,
-    SocketAddress, StatsConfig, WasmFilter,
+    SocketAddress, StatsConfig, UpstreamProtocol, WasmFilter,
 };
 use xcluster_filter::config::{ServiceAccountRef, DEFAULT_CLUSTER_HEADER};
 
 use crate::kinds::labels_text;
 use crate::load::Error;
-use crate::model::{Address, Instance, Model};
+use crate::model::{Address, EndpointKey, Instance, Model};
 
 /// Name of the bootstrap's one listener.
 pub const LISTENER: &str = "xcluster_gateway";
@@ -71,9 +73,54 @@ impl std::str::FromStr for EndpointFlag {
         let (host, port) = addr.rsplit_once(':').ok_or_else(usage)?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port: u16 = port.parse().map_err(|_| usage())?;
-        let parts: Vec<&str> = key.splitn(4, '/').collect();
-        if parts.len() < 3 || parts.iter().any(|p| p.is_empty()) || host.is_empty() {
+        let target = TargetFlag::parse(key).ok_or_else(usage)?;
+        if host.is_empty() {
             return Err(usage());
+        }
+        let account = account
+            .filter(|a| !a.is_empty())
+            .map(|a| match a.split_once('/') {
+                Some((ns, name)) => ServiceAccountRef {
+                    namespace: ns.into(),
+                    name: name.into(),
+                },
+                None => ServiceAccountRef {
+                    namespace: target.namespace.clone(),
+                    name: a.into(),
+                },
+            });
+        Ok(EndpointFlag {
+            cluster: target.cluster,
+            namespace: target.namespace,
+            service: target.service,
+            subset: target.subset,
+            host: host.to_string(),
+            port,
+            account,
+            text: text.to_string(),
+        })
+    }
+}
+
+/// `--http2 CLUSTER/NAMESPACE/SERVICE[/SUBSET]`: the targets it names are reached over
+/// HTTP/2 (gRPC), whatever the input says of their ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFlag {
+    /// Cluster.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Service (or ServiceEntry host).
+    pub service: String,
+    /// Istio subset name or `key=value[,key=value]` labels (normalized to key order).
+    pub subset: Option<String>,
+}
+
+impl TargetFlag {
+    fn parse(key: &str) -> Option<Self> {
+        let parts: Vec<&str> = key.splitn(4, '/').collect();
+        if parts.len() < 3 || parts.iter().any(|p| p.is_empty()) {
+            return None;
         }
         let subset = parts.get(3).map(|s| {
             if s.contains('=') {
@@ -87,28 +134,42 @@ impl std::str::FromStr for EndpointFlag {
                 s.to_string()
             }
         });
-        let account = account
-            .filter(|a| !a.is_empty())
-            .map(|a| match a.split_once('/') {
-                Some((ns, name)) => ServiceAccountRef {
-                    namespace: ns.into(),
-                    name: name.into(),
-                },
-                None => ServiceAccountRef {
-                    namespace: parts[1].into(),
-                    name: a.into(),
-                },
-            });
-        Ok(EndpointFlag {
+        Some(Self {
             cluster: parts[0].to_string(),
             namespace: parts[1].to_string(),
             service: parts[2].to_string(),
             subset,
-            host: host.to_string(),
-            port,
-            account,
-            text: text.to_string(),
         })
+    }
+
+    /// Whether the target instance `key` is one this flag names.
+    fn selects(&self, key: &EndpointKey) -> bool {
+        key.cluster == self.cluster
+            && key.namespace == self.namespace
+            && key.service == self.service
+            && match &self.subset {
+                None => key.subset.is_empty(),
+                Some(s) => key.subset.contains(s),
+            }
+    }
+}
+
+impl std::str::FromStr for TargetFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+            .ok_or_else(|| format!("--http2 {text:?}: expected CLUSTER/NAMESPACE/SERVICE[/SUBSET]"))
+    }
+}
+
+impl std::fmt::Display for TargetFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.cluster, self.namespace, self.service)?;
+        match &self.subset {
+            Some(s) => write!(f, "/{s}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -169,9 +230,15 @@ pub fn apply_endpoints(model: &mut Model, flags: &[EndpointFlag]) -> Result<(), 
                 }
             }
             by_flag.insert(name.clone(), flag.text.clone());
+            // The port's protocol, as the input says, stays.
+            let protocol = up
+                .address
+                .as_ref()
+                .map_or(UpstreamProtocol::Http1, |a| a.protocol);
             up.address = Some(Address {
                 host: flag.host.clone(),
                 port: flag.port,
+                protocol,
                 source: format!("--endpoint {}", flag.text),
             });
         }
@@ -211,8 +278,33 @@ pub fn apply_endpoints(model: &mut Model, flags: &[EndpointFlag]) -> Result<(), 
     Ok(())
 }
 
-/// Builds the bootstrap. Targets sharing an address share one Envoy cluster (named after
-/// the first in name order), and the embedded plugin config points them all at it.
+/// Applies `--http2` flags (after [`apply_endpoints`]): the upstreams of the targets they
+/// name speak HTTP/2. Every flag must match some target with a known address.
+pub fn apply_http2(model: &mut Model, flags: &[TargetFlag]) -> Result<(), Error> {
+    for flag in flags {
+        let mut matched = false;
+        for up in model.upstreams.values_mut() {
+            if !up.keys.iter().any(|k| flag.selects(k)) {
+                continue;
+            }
+            let address = up.address.as_mut().ok_or_else(|| {
+                Error::plain(format!(
+                    "--http2 {flag}: no address known; give --endpoint {flag}=HOST:PORT"
+                ))
+            })?;
+            address.protocol = UpstreamProtocol::Http2;
+            matched = true;
+        }
+        if !matched {
+            return Err(Error::plain(format!("--http2 {flag}: no target is {flag}")));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the bootstrap. Targets sharing an address and protocol share one Envoy cluster
+/// (named after the first in name order), and the embedded plugin config points them all
+/// at it.
 pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
     let mut config = model.config.clone();
     // Address of every upstream a target uses.
@@ -257,12 +349,13 @@ pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
             missing.join(", ")
         )));
     }
-    // One Envoy cluster per distinct address.
-    let mut by_address: BTreeMap<(String, u16), String> = BTreeMap::new();
+    // One Envoy cluster per distinct address and protocol.
+    let mut by_address: BTreeMap<(String, u16, bool), String> = BTreeMap::new();
     let mut rename: BTreeMap<String, String> = BTreeMap::new();
     for (name, addr) in &used {
+        let http2 = addr.protocol == UpstreamProtocol::Http2;
         let canonical = by_address
-            .entry((addr.host.clone(), addr.port))
+            .entry((addr.host.clone(), addr.port, http2))
             .or_insert_with(|| name.clone());
         rename.insert(name.clone(), canonical.clone());
     }
@@ -275,7 +368,14 @@ pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
     }
     let mut clusters: Vec<Cluster> = by_address
         .into_iter()
-        .map(|((host, port), name)| Cluster::new(name, SocketAddress::new(host, port)))
+        .map(|((host, port, http2), name)| Cluster {
+            protocol: if http2 {
+                UpstreamProtocol::Http2
+            } else {
+                UpstreamProtocol::Http1
+            },
+            ..Cluster::new(name, SocketAddress::new(host, port))
+        })
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -312,6 +412,7 @@ pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
         listeners: vec![listener],
         clusters,
         stats_config: Some(StatsConfig::xcluster()),
+        lds_path: None,
     }
     .render())
 }
@@ -340,5 +441,26 @@ mod tests {
         );
         assert!("c1/ns=1.2.3.4:80".parse::<EndpointFlag>().is_err());
         assert!("c1/ns/svc=1.2.3.4:http".parse::<EndpointFlag>().is_err());
+        assert!("c1//svc=1.2.3.4:80".parse::<EndpointFlag>().is_err());
+    }
+
+    #[test]
+    fn http2_flags_name_targets() {
+        let f: TargetFlag = "c1/bookinfo/reviews/version=v2,app=r".parse().unwrap();
+        assert_eq!(f.subset.as_deref(), Some("app=r,version=v2"));
+        assert_eq!(f.to_string(), "c1/bookinfo/reviews/app=r,version=v2");
+        let key = |subset: &[&str]| EndpointKey {
+            cluster: "c1".into(),
+            namespace: "bookinfo".into(),
+            service: "reviews".into(),
+            subset: subset.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(f.selects(&key(&["v2", "app=r,version=v2"])));
+        assert!(!f.selects(&key(&[])));
+        let plain: TargetFlag = "c1/bookinfo/reviews".parse().unwrap();
+        assert!(plain.selects(&key(&[])));
+        assert!(!plain.selects(&key(&["v2"])));
+        let err = "c1/reviews".parse::<TargetFlag>().unwrap_err();
+        assert!(err.contains("CLUSTER/NAMESPACE/SERVICE"), "{err}");
     }
 }

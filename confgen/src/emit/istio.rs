@@ -444,10 +444,10 @@ mod tests {
     fn the_metrics_comment_names_every_tag() {
         let text = metrics_comment();
         assert!(
-            text.contains("extraStatTags: [destination,target,reason]"),
+            text.contains("extraStatTags: [destination,target,reason,to]"),
             "{text}"
         );
-        assert!(text.contains(r#"'{"extraStatTags": ["destination", "target", "reason"]}'"#));
+        assert!(text.contains(r#"'{"extraStatTags": ["destination", "target", "reason", "to"]}'"#));
         assert!(text.lines().all(|l| l.starts_with('#')));
     }
 }

@@ -41,10 +41,17 @@ pub struct ServiceImportSpec {
 
 /// A ServiceImport port.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImportPort {
     /// Service port.
     #[serde(default)]
     pub port: Option<u16>,
+    /// Port name (`grpc-*`, `http2-*` mean HTTP/2).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Application protocol (`grpc`, `http2`, `http`).
+    #[serde(default)]
+    pub app_protocol: Option<String>,
     /// Remote endpoints.
     #[serde(default)]
     pub endpoints: Vec<ImportEndpoint>,

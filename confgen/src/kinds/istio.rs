@@ -234,6 +234,9 @@ pub struct ServicePort {
     /// Name.
     #[serde(default)]
     pub name: Option<String>,
+    /// Protocol (`HTTP`, `HTTP2`, `GRPC`, ...).
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 /// A ServiceEntry endpoint.

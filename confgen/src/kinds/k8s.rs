@@ -133,9 +133,16 @@ pub struct Conditions {
 
 /// An EndpointSlice port.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EndpointPort {
     /// Port number.
     pub port: u16,
+    /// The Service port's name (Istio reads the protocol from it: `grpc-*`, `http2-*`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The Service port's `appProtocol` (`grpc`, `http2`, `kubernetes.io/h2c`).
+    #[serde(default)]
+    pub app_protocol: Option<String>,
 }
 
 /// The label naming an EndpointSlice's service.

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use xcluster_envoy::UpstreamProtocol;
 
 use crate::load::{Doc, Error};
 
@@ -256,7 +257,58 @@ pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
+/// The HTTP version a service port speaks, by Istio's protocol selection: its
+/// `appProtocol` (Kubernetes, FSM) or `protocol` (Istio `ServiceEntry`) when given, else
+/// its name's `<protocol>[-<suffix>]`. gRPC (`grpc`, `grpc-web`), `http2` and
+/// `kubernetes.io/h2c` are HTTP/2; anything else is HTTP/1.1.
+pub fn port_protocol(
+    name: Option<&str>,
+    protocol: Option<&str>,
+    app_protocol: Option<&str>,
+) -> UpstreamProtocol {
+    let declared = app_protocol.or(protocol);
+    let named = || name.map(|n| n.split_once('-').map_or(n, |(p, _)| p));
+    let http2 = match declared.or_else(named) {
+        Some(p) => ["grpc", "grpc-web", "http2", "kubernetes.io/h2c"]
+            .iter()
+            .any(|h2| p.eq_ignore_ascii_case(h2)),
+        None => false,
+    };
+    if http2 {
+        UpstreamProtocol::Http2
+    } else {
+        UpstreamProtocol::Http1
+    }
+}
+
 /// `true` when every `selector` entry is in `labels` (an empty selector selects nothing).
 pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_protocol_follows_istio_protocol_selection() {
+        let p = |name, protocol, app| port_protocol(name, protocol, app);
+        use UpstreamProtocol::{Http1, Http2};
+        assert_eq!(p(Some("grpc"), None, None), Http2);
+        assert_eq!(p(Some("grpc-web"), None, None), Http2);
+        assert_eq!(p(Some("http2-api"), None, None), Http2);
+        assert_eq!(p(Some("GRPC-reviews"), None, None), Http2);
+        assert_eq!(p(Some("http"), None, None), Http1);
+        assert_eq!(p(Some("grpcish"), None, None), Http1);
+        assert_eq!(p(Some("http-grpc"), None, None), Http1);
+        assert_eq!(p(None, Some("GRPC"), None), Http2);
+        assert_eq!(p(None, Some("HTTP2"), None), Http2);
+        assert_eq!(p(Some("grpc"), Some("HTTP"), None), Http1);
+        assert_eq!(
+            p(Some("http"), Some("TCP"), Some("kubernetes.io/h2c")),
+            Http2
+        );
+        assert_eq!(p(Some("grpc"), None, Some("http")), Http1);
+        assert_eq!(p(None, None, None), Http1);
+    }
 }

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use xcluster_envoy::UpstreamProtocol;
 use xcluster_filter::config::{
     AccessConfig, DestinationConfig, LocalConfig, PluginConfig, ReplayConfig, RouteConfig,
-    RouteMatchConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
+    RouteMatchConfig, SlowStartConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 
 use super::{Address, Builder, Draft, EndpointKey, Model};
@@ -13,7 +14,8 @@ use crate::kinds::Res;
 use crate::load::Error;
 
 impl Builder<'_> {
-    /// Registers an upstream; two different addresses for one upstream are an error.
+    /// Registers an upstream; two different addresses for one upstream are an error. It
+    /// speaks HTTP/2 when any port that reaches it does.
     pub(super) fn upstream(
         &mut self,
         name: &str,
@@ -30,7 +32,14 @@ impl Builder<'_> {
                         addr.host, addr.port, addr.source, old.host, old.port, old.source
                     )));
                 }
-                Some(_) => {}
+                Some(old) => {
+                    if addr.protocol == UpstreamProtocol::Http2 {
+                        up.address = Some(Address {
+                            protocol: UpstreamProtocol::Http2,
+                            ..old.clone()
+                        });
+                    }
+                }
                 None => up.address = Some(addr),
             }
         }
@@ -120,6 +129,17 @@ impl Builder<'_> {
                     "{origin}: every weight of {} is zero; no target could serve",
                     dest.name
                 )));
+            }
+            // A target that comes back after an ejection takes traffic back over 30 s, and
+            // one failure meanwhile ejects it again: a flapping cluster does not flap traffic.
+            if dest.outlier_detection.is_some()
+                && dest.slow_start.is_none()
+                && dest.targets.len() > 1
+            {
+                dest.slow_start = Some(SlowStartConfig {
+                    window_ms: 30_000,
+                    min_weight_percent: 10,
+                });
             }
             origins.insert(dest.name.clone(), origin);
             destinations.push(dest);

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use xcluster_envoy::UpstreamProtocol;
+
 use xcluster_filter::config::{
     DestinationConfig, LbPolicy, LocalityConfig, OutlierDetectionConfig, ServiceAccountRef,
 };
@@ -11,8 +13,10 @@ use xcluster_filter::config::{
 use super::{
     gateway_cluster_name, service_hosts, Address, Backend, Builder, Draft, EndpointKey, GroupWeight,
 };
-use crate::kinds::fsm::{ClusterKey, GlobalTrafficPolicySpec, ImportEndpoint, ServiceImportSpec};
-use crate::kinds::Res;
+use crate::kinds::fsm::{
+    ClusterKey, GlobalTrafficPolicySpec, ImportEndpoint, ImportPort, ServiceImportSpec,
+};
+use crate::kinds::{port_protocol, Res};
 use crate::load::Error;
 
 impl Builder<'_> {
@@ -102,6 +106,8 @@ impl Builder<'_> {
             policy,
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
+            slow_start: None,
+            health_check: None,
             targets: Vec::new(),
         };
         self.add_destination(res, dest, drafts, true)?;
@@ -125,7 +131,7 @@ impl Builder<'_> {
                     if out.iter().any(|d: &Draft| d.key.cluster == key.cluster) {
                         continue;
                     }
-                    out.push(self.fsm_import_draft(import, &key, ep, 1)?);
+                    out.push(self.fsm_import_draft(import, &key, port, ep, 1)?);
                 }
             }
         }
@@ -138,6 +144,7 @@ impl Builder<'_> {
         &mut self,
         import: &Res<ServiceImportSpec>,
         key: &ClusterKey,
+        port: &ImportPort,
         ep: &ImportEndpoint,
         weight: u64,
     ) -> Result<Draft, Error> {
@@ -150,6 +157,7 @@ impl Builder<'_> {
         let address = (!host.is_empty()).then(|| Address {
             host,
             port: ep.target.port,
+            protocol: port_protocol(port.name.as_deref(), None, port.app_protocol.as_deref()),
             source: import.id(),
         });
         let account = match import.spec.service_account_name.as_deref() {
@@ -212,6 +220,7 @@ impl Builder<'_> {
                 Some(Address {
                     host: c.spec.gateway_host.clone()?,
                     port: c.spec.gateway_port?,
+                    protocol: UpstreamProtocol::Http1,
                     source: c.id(),
                 })
             });
@@ -262,7 +271,7 @@ impl Builder<'_> {
         {
             for port in &import.spec.ports {
                 if let Some(ep) = port.endpoints.iter().find(|e| e.cluster_key == key.text()) {
-                    return self.fsm_import_draft(import, key, ep, weight);
+                    return self.fsm_import_draft(import, key, port, ep, weight);
                 }
             }
         }

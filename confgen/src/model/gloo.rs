@@ -63,6 +63,8 @@ impl Builder<'_> {
                         policy: LbPolicy::ActiveActive,
                         sticky: None,
                         outlier_detection: None,
+                        slow_start: None,
+                        health_check: None,
                         targets: Vec::new(),
                     };
                     self.add_destination(tp, dest, drafts, true)?;
@@ -136,6 +138,8 @@ impl Builder<'_> {
                 policy: LbPolicy::ActiveActive,
                 sticky: None,
                 outlier_detection: Some(OutlierDetectionConfig::default()),
+                slow_start: None,
+                health_check: None,
                 targets: Vec::new(),
             };
             self.add_destination(vd, dest, drafts, true)?;
@@ -191,6 +195,8 @@ impl Builder<'_> {
                         policy: LbPolicy::ActiveActive,
                         sticky: None,
                         outlier_detection: None,
+                        slow_start: None,
+                        health_check: None,
                         targets: Vec::new(),
                     };
                     self.add_destination(rt, dest, drafts, false)?;

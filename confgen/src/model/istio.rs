@@ -1,6 +1,7 @@
 //! Istio: `VirtualService` routes and weights, `DestinationRule` subsets, outlier detection
 //! and locality failover, `ServiceEntry` hosts.
 
+use xcluster_envoy::UpstreamProtocol;
 use xcluster_filter::config::{
     DestinationConfig, HeaderMatchConfig, LbPolicy, OutlierDetectionConfig, PathMatchConfig,
     RouteConfig, RouteMatchConfig, ServiceAccountRef,
@@ -10,7 +11,7 @@ use super::{
     envoy_cluster_name, service_hosts, Address, Backend, Builder, Draft, EndpointKey, GroupWeight,
     Subset,
 };
-use crate::kinds::{istio, Res};
+use crate::kinds::{istio, port_protocol, Res};
 use crate::load::Error;
 
 /// What an Istio host names.
@@ -281,6 +282,8 @@ impl<'a> Builder<'a> {
             policy,
             sticky: None,
             outlier_detection: outlier,
+            slow_start: None,
+            health_check: None,
             targets: Vec::new(),
         };
         self.add_destination(vs, dest, drafts, false)
@@ -336,6 +339,9 @@ impl<'a> Builder<'a> {
             Some(Address {
                 host: ep.address.clone(),
                 port: p,
+                protocol: port.map_or(UpstreamProtocol::Http1, |p| {
+                    port_protocol(p.name.as_deref(), p.protocol.as_deref(), None)
+                }),
                 source: se.id(),
             })
         });

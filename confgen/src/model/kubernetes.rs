@@ -10,7 +10,7 @@ use super::{
     envoy_cluster_name, service_hosts, Address, Backend, Builder, Draft, EndpointKey, GroupWeight,
     Subset,
 };
-use crate::kinds::{k8s, selects, Res};
+use crate::kinds::{k8s, port_protocol, selects, Res};
 use crate::load::Error;
 
 impl Builder<'_> {
@@ -97,7 +97,7 @@ impl Builder<'_> {
             if !is_slice_of(slice, namespace, service) || self.cluster_of(slice)? != cluster {
                 continue;
             }
-            let port = slice.spec.ports.first().map(|p| p.port);
+            let port = slice.spec.ports.first();
             let host = slice
                 .spec
                 .endpoints
@@ -107,7 +107,12 @@ impl Builder<'_> {
             if let (Some(host), Some(port)) = (host, port) {
                 return Ok(Some(Address {
                     host: host.clone(),
-                    port,
+                    port: port.port,
+                    protocol: port_protocol(
+                        port.name.as_deref(),
+                        None,
+                        port.app_protocol.as_deref(),
+                    ),
                     source: slice.id(),
                 }));
             }
@@ -229,6 +234,8 @@ impl Builder<'_> {
                 policy: LbPolicy::ActiveActive,
                 sticky: None,
                 outlier_detection: None,
+                slow_start: None,
+                health_check: None,
                 targets: Vec::new(),
             };
             self.add_destination(svc, dest, drafts, true)?;

@@ -35,6 +35,7 @@ mod smi_split;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use xcluster_envoy::UpstreamProtocol;
 use xcluster_filter::config::{
     AccessMode, LocalConfig, LocalityConfig, PluginConfig, ServiceAccountRef,
 };
@@ -91,6 +92,8 @@ pub struct Address {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// The HTTP version the port speaks (see [`crate::kinds::port_protocol`]).
+    pub protocol: UpstreamProtocol,
     /// Which resource (or flag) said so.
     pub source: String,
 }

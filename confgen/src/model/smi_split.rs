@@ -128,6 +128,8 @@ fn split_destination(name: String, hosts: Vec<String>) -> DestinationConfig {
         policy: LbPolicy::ActiveActive,
         sticky: None,
         outlier_detection: None,
+        slow_start: None,
+        health_check: None,
         targets: Vec::new(),
     }
 }
