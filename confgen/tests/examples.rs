@@ -2,8 +2,8 @@
 //! binary (from the repository root) and its output compared with the checked-in file.
 //! `UPDATE_GOLDEN=1` rewrites the files instead. Generated configs are also checked by
 //! the filter's own validation, and bootstraps by `envoy --mode validate` when an Envoy
-//! binary is available (`ENVOY_BIN`, else `.venv/bin/envoy`).
-#![cfg(test)]
+//! binary is available (`ENVOY_BIN`, else `.venv/bin/envoy`). Each example's README shows
+//! its `explain --format mermaid` charts.
 #![cfg(test)]
 
 use std::path::{Path, PathBuf};
@@ -146,4 +146,31 @@ fn every_example_bootstrap_passes_envoy_validate() {
         checked += 1;
     }
     assert!(checked >= 7, "only {checked} bootstraps validated");
+}
+
+#[test]
+fn every_example_readme_renders_its_mermaid_explanations() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for job in jobs()
+        .iter()
+        .filter(|j| j.output.extension().is_some_and(|e| e == "mmd"))
+    {
+        let dir = job
+            .output
+            .ancestors()
+            .find(|d| d.join("README.md").is_file())
+            .unwrap();
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        let chart = std::fs::read_to_string(&job.output).unwrap();
+        if !readme.contains(&format!("```mermaid\n{chart}```")) {
+            missing.push(job.output.display().to_string());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} charts");
+    assert!(
+        missing.is_empty(),
+        "README.md lacks these charts as ```mermaid blocks: {missing:?}"
+    );
 }

@@ -492,17 +492,26 @@ spec:
     let names: Vec<&str> = d.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["c1", "c2"]);
     assert!(d.outlier_detection.is_some());
-    // The exact-host route of the VD comes before the any-host route table route.
+    // The exact-host routes (the VD's, then those of the Services themselves) come before
+    // the any-host route table route.
     let r = &m.config.routes;
-    assert_eq!(r[0].name, "bookinfo/reviews-vd");
-    assert_eq!(r[1].name, "bookinfo/rt/reviews");
-    assert_eq!(r[1].destination, "bookinfo/reviews-vd");
-    assert_eq!(r[1].route_match.hosts, ["*"]);
+    let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
-        r[1].route_match.path,
+        names,
+        [
+            "bookinfo/reviews-vd",
+            "bookinfo/reviews",
+            "bookinfo/ratings",
+            "bookinfo/rt/reviews"
+        ]
+    );
+    assert_eq!(r[3].destination, "bookinfo/reviews-vd");
+    assert_eq!(r[3].route_match.hosts, ["*"]);
+    assert_eq!(
+        r[3].route_match.path,
         Some(PathMatchConfig::Prefix("/reviews".into()))
     );
-    assert_eq!(r[1].route_match.methods, ["GET"]);
+    assert_eq!(r[3].route_match.methods, ["GET"]);
 }
 
 #[test]

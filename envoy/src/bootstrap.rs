@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{Cluster, Listener, SocketAddress};
+use crate::{Cluster, Listener, SocketAddress, StatsConfig};
 
 /// An Envoy bootstrap with static resources (`envoy.config.bootstrap.v3.Bootstrap`).
 #[derive(Debug, Clone, Default)]
@@ -16,6 +16,8 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// Clusters, in order.
     pub clusters: Vec<Cluster>,
+    /// `stats_config`: tags extracted from stat names, stats kept.
+    pub stats_config: Option<StatsConfig>,
     /// A file Envoy watches for its listeners (`dynamic_resources.lds_config`
     /// `path_config_source`), written with [`lds_file`]. Replace it atomically (write a
     /// temporary file, then rename it over this path): Envoy reloads on the rename, and
@@ -38,6 +40,9 @@ impl Bootstrap {
         }
         if let Some(admin) = &self.admin {
             doc["admin"] = json!({ "address": admin.render() });
+        }
+        if let Some(stats) = &self.stats_config {
+            doc["stats_config"] = stats.render();
         }
         if let Some(path) = &self.lds_path {
             doc["dynamic_resources"] = json!({
@@ -133,6 +138,7 @@ mod tests {
         assert_eq!(doc["node"]["metadata"]["CLUSTER_ID"], "cluster-2");
         assert_eq!(doc["node"]["locality"], json!({ "region": "eu" }));
         assert!(doc.get("admin").is_none());
+        assert!(doc.get("stats_config").is_none());
 
         node.cluster_id = None;
         node.locality = Locality::default();

@@ -84,6 +84,12 @@ impl Cluster {
     }
 }
 
+/// The name Istio gives the Envoy cluster of a service port and subset:
+/// `outbound|PORT|SUBSET|HOST` (`model.BuildSubsetKey`; the subset is empty without one).
+pub fn istio_outbound_cluster(port: u16, subset: Option<&str>, host: &str) -> String {
+    format!("outbound|{port}|{}|{host}", subset.unwrap_or_default())
+}
+
 /// A `google.protobuf.Duration` in its JSON form (`1s`, `0.250s`).
 fn duration(d: Duration) -> String {
     match d.subsec_millis() {
@@ -95,6 +101,18 @@ fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn istio_names_clusters_by_port_subset_and_host() {
+        assert_eq!(
+            istio_outbound_cluster(9080, Some("v1"), "reviews.bookinfo.svc.cluster.local"),
+            "outbound|9080|v1|reviews.bookinfo.svc.cluster.local"
+        );
+        assert_eq!(
+            istio_outbound_cluster(443, None, "svc.cluster-b.remote"),
+            "outbound|443||svc.cluster-b.remote"
+        );
+    }
 
     #[test]
     fn discovery_type_follows_the_address_kind() {

@@ -18,8 +18,8 @@ pub const MAX_REQUEST_HEADERS_KB: u32 = 60;
 /// default, stated; a request with more gets `431` (HTTP/1) or a stream reset (HTTP/2).
 pub const MAX_REQUEST_HEADERS: u32 = 100;
 
-/// The `envoy.filters.network.http_connection_manager` of a listener, with one virtual
-/// host (`*`) holding `routes`.
+/// The `envoy.filters.network.http_connection_manager` of a listener and its route
+/// configuration.
 ///
 /// Every connection manager is hardened as Envoy's edge-proxy best practices say for a
 /// proxy that authorizes or routes by path (the filter does both): the path is normalized
@@ -38,12 +38,16 @@ pub struct HttpConnectionManager {
     pub access_log: bool,
     /// HTTP filters, in order; the router is always appended.
     pub http_filters: Vec<HttpFilter>,
-    /// Routes, first match wins.
-    pub routes: Vec<Route>,
+    /// Virtual hosts, matched by `:authority`.
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// `ignore_port_in_host_matching` of the route configuration (Istio sets it: `host:port`
+    /// matches the domain `host`).
+    pub ignore_port_in_host_matching: bool,
 }
 
 impl HttpConnectionManager {
-    /// `http_filters` then the router, and `routes`; no access log.
+    /// `http_filters` then the router, and one virtual host (`*`) holding `routes`; no
+    /// access log.
     pub fn new(
         stat_prefix: impl Into<String>,
         http_filters: Vec<HttpFilter>,
@@ -53,7 +57,8 @@ impl HttpConnectionManager {
             stat_prefix: stat_prefix.into(),
             access_log: false,
             http_filters,
-            routes,
+            virtual_hosts: vec![VirtualHost::any(routes)],
+            ignore_port_in_host_matching: false,
         }
     }
 
@@ -82,17 +87,17 @@ impl HttpConnectionManager {
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }));
+        let mut route_config = json!({
+            "name": self.stat_prefix,
+            "virtual_hosts": self.virtual_hosts.iter().map(VirtualHost::render).collect::<Vec<_>>(),
+        });
+        if self.ignore_port_in_host_matching {
+            route_config["ignore_port_in_host_matching"] = json!(true);
+        }
         let mut config = json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": self.stat_prefix,
-            "route_config": {
-                "name": self.stat_prefix,
-                "virtual_hosts": [{
-                    "name": "all",
-                    "domains": ["*"],
-                    "routes": self.routes.iter().map(Route::render).collect::<Vec<_>>(),
-                }]
-            },
+            "route_config": route_config,
             "http_filters": http_filters,
             "normalize_path": true,
             "merge_slashes": true,
@@ -115,6 +120,36 @@ impl HttpConnectionManager {
             }]);
         }
         json!({ "name": "envoy.filters.network.http_connection_manager", "typed_config": config })
+    }
+}
+
+/// A virtual host of the route configuration (`envoy.config.route.v3.VirtualHost`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    /// `name`.
+    pub name: String,
+    /// `domains` (`*` is any).
+    pub domains: Vec<String>,
+    /// Routes, first match wins.
+    pub routes: Vec<Route>,
+}
+
+impl VirtualHost {
+    /// `all`: every domain.
+    pub fn any(routes: Vec<Route>) -> Self {
+        Self {
+            name: "all".into(),
+            domains: vec!["*".into()],
+            routes,
+        }
+    }
+
+    fn render(&self) -> Value {
+        json!({
+            "name": self.name,
+            "domains": self.domains,
+            "routes": self.routes.iter().map(Route::render).collect::<Vec<_>>(),
+        })
     }
 }
 
@@ -196,10 +231,30 @@ pub struct Route {
     pub name: Option<String>,
     /// Path prefix to match.
     pub prefix: String,
-    /// Matches only requests carrying this header (`present_match`).
-    pub header_present: Option<String>,
+    /// Header conditions, all of which must hold.
+    pub headers: Vec<HeaderMatch>,
     /// What a matching request gets.
     pub action: RouteAction,
+}
+
+/// A route's header condition (`envoy.config.route.v3.HeaderMatcher`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderMatch {
+    /// The header is present (`present_match`).
+    Present(String),
+    /// The header's value equals `.1` (`string_match.exact`).
+    Exact(String, String),
+}
+
+impl HeaderMatch {
+    fn render(&self) -> Value {
+        match self {
+            HeaderMatch::Present(name) => json!({ "name": name, "present_match": true }),
+            HeaderMatch::Exact(name, value) => {
+                json!({ "name": name, "string_match": { "exact": value } })
+            }
+        }
+    }
 }
 
 impl Route {
@@ -208,7 +263,7 @@ impl Route {
         Self {
             name: None,
             prefix: "/".into(),
-            header_present: None,
+            headers: Vec::new(),
             action,
         }
     }
@@ -217,7 +272,7 @@ impl Route {
     pub fn selected_cluster(header: &str) -> Self {
         Self {
             name: Some("selected-cluster".into()),
-            header_present: Some(header.into()),
+            headers: vec![HeaderMatch::Present(header.into())],
             ..Self::all(RouteAction::ClusterHeader(header.into()))
         }
     }
@@ -235,8 +290,9 @@ impl Route {
 
     fn render(&self) -> Value {
         let mut matcher = json!({ "prefix": self.prefix });
-        if let Some(header) = &self.header_present {
-            matcher["headers"] = json!([{ "name": header, "present_match": true }]);
+        if !self.headers.is_empty() {
+            matcher["headers"] =
+                Value::Array(self.headers.iter().map(HeaderMatch::render).collect());
         }
         let mut route = json!({ "match": matcher });
         if let Some(name) = &self.name {
@@ -365,6 +421,42 @@ mod tests {
         assert!(format.starts_with("access gw %REQ(:METHOD)%"), "{format}");
         let quiet = HttpConnectionManager::new("q", vec![], vec![]).render("q");
         assert!(quiet["typed_config"].get("access_log").is_none());
+    }
+
+    #[test]
+    fn virtual_hosts_match_domains_and_exact_header_values() {
+        let route = Route {
+            name: Some("east".into()),
+            headers: vec![HeaderMatch::Exact("x-c".into(), "xc|east".into())],
+            ..Route::all(RouteAction::Cluster("outbound|80||a.example".into()))
+        };
+        let mut http = HttpConnectionManager::new("gw", vec![], vec![]);
+        http.virtual_hosts = vec![VirtualHost {
+            name: "a.example:80".into(),
+            domains: vec!["a.example".into()],
+            routes: vec![route],
+        }];
+        http.ignore_port_in_host_matching = true;
+        let config = &http.render("gw")["typed_config"]["route_config"];
+        assert_eq!(config["ignore_port_in_host_matching"], true);
+        assert_eq!(
+            config["virtual_hosts"][0],
+            json!({
+                "name": "a.example:80",
+                "domains": ["a.example"],
+                "routes": [{
+                    "name": "east",
+                    "match": { "prefix": "/", "headers": [
+                        { "name": "x-c", "string_match": { "exact": "xc|east" } }
+                    ] },
+                    "route": { "cluster": "outbound|80||a.example" }
+                }]
+            })
+        );
+        let plain = HttpConnectionManager::new("q", vec![], vec![]).render("q");
+        let plain = &plain["typed_config"]["route_config"];
+        assert!(plain.get("ignore_port_in_host_matching").is_none());
+        assert_eq!(plain["virtual_hosts"][0]["domains"], json!(["*"]));
     }
 
     #[test]

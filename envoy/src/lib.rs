@@ -34,15 +34,17 @@ mod bootstrap;
 mod cluster;
 mod http;
 mod listener;
+mod stats;
 mod tls;
 
 pub use bootstrap::{lds_file, Bootstrap, Locality, Node};
-pub use cluster::{Cluster, UpstreamProtocol};
+pub use cluster::{istio_outbound_cluster, Cluster, UpstreamProtocol};
 pub use http::{
-    HttpConnectionManager, HttpFilter, Route, RouteAction, WasmFilter, MAX_REQUEST_HEADERS,
-    MAX_REQUEST_HEADERS_KB,
+    HeaderMatch, HttpConnectionManager, HttpFilter, Route, RouteAction, VirtualHost, WasmFilter,
+    MAX_REQUEST_HEADERS, MAX_REQUEST_HEADERS_KB,
 };
 pub use listener::{Listener, SocketAddress};
+pub use stats::{StatsConfig, StatsTag, XCLUSTER_STAT_TAGS};
 pub use tls::{DataSource, DownstreamTls, ALPN_PROTOCOLS};
 
 /// Body of the fallback `404` for requests that carry no cluster header (the filter did

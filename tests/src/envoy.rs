@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use xcluster_envoy::{
     Cluster, DataSource, DownstreamTls, HttpConnectionManager, Locality, Node, SocketAddress,
-    UpstreamProtocol, WasmFilter,
+    StatsConfig, UpstreamProtocol, WasmFilter,
 };
 use xcluster_filter::config::DEFAULT_CLUSTER_HEADER;
 
@@ -136,6 +136,7 @@ impl Bootstrap {
                     ..Cluster::new(name.as_str(), (*addr).into())
                 })
                 .collect(),
+            stats_config: Some(StatsConfig::xcluster()),
             lds_path: lds.map(|f| f.path.to_string_lossy().into_owned()),
         }
         .render()

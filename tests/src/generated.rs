@@ -133,16 +133,17 @@ impl EnvoyGen {
     pub fn render(&self, wasm: &Path) -> Result<String, Error> {
         let root = crate::workspace_root();
         let files: Vec<PathBuf> = self.files.iter().map(|f| root.join(f)).collect();
-        let opts = Options {
-            local_cluster: self.local_cluster.clone(),
-            ..Options::default()
-        };
-        let mut model = xcluster_confgen::generate(&files, &opts)?;
         let endpoints = self
             .endpoints
             .iter()
             .map(|e| e.parse::<EndpointFlag>())
             .collect::<Result<Vec<_>, String>>()?;
+        let opts = Options {
+            local_cluster: self.local_cluster.clone(),
+            instances: endpoints.iter().map(EndpointFlag::instance).collect(),
+            ..Options::default()
+        };
+        let mut model = xcluster_confgen::generate(&files, &opts)?;
         emit_envoy::apply_endpoints(&mut model, &endpoints)?;
         xcluster_confgen::validate(&model.config)?;
         let any = SocketAddress::loopback(0);

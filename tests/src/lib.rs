@@ -5,8 +5,10 @@
 //! guard), [`client`] (HTTP/1.1 over TCP or rustls), [`grpc`] (gRPC upstreams and client,
 //! Python grpcio), [`pki`] (test CA and SPIFFE
 //! certificates), [`fixture`] (three clusters behind one gateway, outcome tallies),
-//! [`scenario`] (the hand-written plugin configs of the tests, kept in one place) and
-//! [`generated`] (bootstraps from `xcluster-gen envoy`, used by the demo). Bootstraps are
+//! [`scenario`] (the hand-written plugin configs of the tests, kept in one place),
+//! [`generated`] (bootstraps from `xcluster-gen envoy`, used by the demo), [`istio`]
+//! (the gateway Istio would build from `xcluster-gen istio`'s documents) and [`prometheus`]
+//! (the labelled series of `/stats/prometheus`). Bootstraps are
 //! rendered by `xcluster_envoy`; the filter is built by `xcluster_wasm_build::filter_wasm`.
 
 pub mod client;
@@ -14,7 +16,9 @@ pub mod envoy;
 pub mod fixture;
 pub mod generated;
 pub mod grpc;
+pub mod istio;
 pub mod pki;
+pub mod prometheus;
 pub mod scenario;
 pub mod upstream;
 

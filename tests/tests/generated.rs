@@ -1,8 +1,9 @@
 //! The generator's output in a real Envoy: bootstraps rendered exactly as `xcluster-gen
 //! envoy` renders them from `examples/` (addresses replaced by `--endpoint` flags that
 //! point at loopback upstreams, downstream mTLS via `--tls-cert/--tls-key/--client-ca`
-//! with test certificates). Seed 000's split lands at 75 / 15 / 10, and seed 002's SMI
-//! policy decides access by the caller's certificate.
+//! with test certificates). Seed 000's split lands at 75 / 15 / 10 and is counted in
+//! labelled `/stats/prometheus` series, and seed 002's SMI policy decides access by the
+//! caller's certificate.
 #![cfg(test)]
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use xcluster_e2e::envoy::Envoy;
 use xcluster_e2e::fixture::Tally;
 use xcluster_e2e::generated::{EnvoyGen, TlsFiles, GATEWAY_LISTENER};
 use xcluster_e2e::pki::Pki;
+use xcluster_e2e::prometheus;
 use xcluster_e2e::scenario::{CURL_ID, HTTPBIN_HOST, INTRUDER_ID, REVIEWS_HOST};
 use xcluster_e2e::upstream::Upstream;
 
@@ -100,6 +102,16 @@ fn generated_000_split_lands_at_75_15_10_within_3_points() {
         upstreams.iter().map(|u| u.served() as usize).sum::<usize>(),
         3000
     );
+    // The bootstrap's stats tags make the filter's stats labelled Prometheus series, one
+    // per target, that add up to the requests sent.
+    let text = prometheus::scrape(&envoy).unwrap();
+    let series = prometheus::series(&text, "xcluster_requests_total");
+    assert_eq!(series.len(), 3, "{series:?}");
+    for (labels, value) in &series {
+        assert_eq!(labels["destination"], "bookinfo/reviews");
+        assert_eq!(*value, tally.count(&labels["target"]) as f64, "{labels:?}");
+    }
+    assert_eq!(series.iter().map(|(_, v)| v).sum::<f64>(), 3000.0);
 }
 
 /// Seed 002's three httpbin clusters behind a gateway generated from `dirs`.

@@ -4,20 +4,21 @@
 //! the plugin
 //! config goes into the wasm filter; [`xcluster_envoy`] renders the rest: one gateway
 //! listener (`xcluster_gateway`) running the filter before the router, the route that
-//! follows the cluster header with its fallback 404, and the clusters.
+//! follows the cluster header with its fallback 404, the clusters, and the stats tags that
+//! make the filter's metrics Prometheus labels.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use xcluster_envoy::{
     Bootstrap, Cluster, DataSource, DownstreamTls, HttpConnectionManager, Listener, Locality, Node,
-    SocketAddress, UpstreamProtocol, WasmFilter,
+    SocketAddress, StatsConfig, UpstreamProtocol, WasmFilter,
 };
 use xcluster_filter::config::{ServiceAccountRef, DEFAULT_CLUSTER_HEADER};
 
 use crate::kinds::labels_text;
 use crate::load::Error;
-use crate::model::{Address, EndpointKey, Model};
+use crate::model::{Address, EndpointKey, Instance, Model};
 
 /// Name of the bootstrap's one listener.
 pub const LISTENER: &str = "xcluster_gateway";
@@ -44,6 +45,17 @@ pub struct EndpointFlag {
     pub account: Option<ServiceAccountRef>,
     /// The flag as written.
     pub text: String,
+}
+
+impl EndpointFlag {
+    /// The service instance the flag names (its subset aside).
+    pub fn instance(&self) -> Instance {
+        Instance {
+            cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+            service: self.service.clone(),
+        }
+    }
 }
 
 impl std::str::FromStr for EndpointFlag {
@@ -399,6 +411,7 @@ pub fn bootstrap(model: &Model, opts: &EnvoyOptions) -> Result<Value, Error> {
         admin: opts.admin.clone(),
         listeners: vec![listener],
         clusters,
+        stats_config: Some(StatsConfig::xcluster()),
         lds_path: None,
     }
     .render())

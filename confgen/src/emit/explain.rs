@@ -1,5 +1,6 @@
 //! A human-readable account of the config: per route, its hosts and conditions, and per
-//! target its cluster, weight share, locality tier, and which callers may reach it.
+//! target its cluster, weight share, locality tier, and which callers may reach it; as
+//! text, or as a Mermaid flowchart.
 
 use std::fmt::Write;
 
@@ -94,7 +95,22 @@ fn describe_match(route: &RouteConfig, dest: &DestinationConfig) -> String {
     parts.join("; ")
 }
 
-fn write_targets(out: &mut String, model: &Model, dest: &DestinationConfig, local: &LocalConfig) {
+/// What a target does under its destination's policy.
+enum Role {
+    /// Serves this share (percent) of the requests.
+    Serves(f64),
+    /// Serves this share of the local requests (Locality).
+    Local(f64),
+    /// Never used (Locality, not local).
+    Unused,
+    /// Serves this share of the best tier (FailOver).
+    Best(f64),
+    /// Serves this share of its tier once every better tier is unavailable (FailOver).
+    Standby(f64),
+}
+
+/// Each target's locality tier and role.
+fn roles(dest: &DestinationConfig, local: &LocalConfig) -> Vec<(u32, Role)> {
     let tiers: Vec<u32> = dest.targets.iter().map(|t| tier(t, local)).collect();
     let best = dest
         .targets
@@ -103,27 +119,42 @@ fn write_targets(out: &mut String, model: &Model, dest: &DestinationConfig, loca
         .filter(|(t, _)| t.weight > 0)
         .map(|(_, tier)| *tier)
         .min();
-    for (t, &tier) in dest.targets.iter().zip(&tiers) {
-        let pool: u64 = dest
-            .targets
-            .iter()
-            .zip(&tiers)
-            .filter(|(_, &other)| dest.policy == LbPolicy::ActiveActive || other == tier)
-            .map(|(o, _)| u64::from(o.weight))
-            .sum();
-        let share = if pool == 0 {
-            0.0
-        } else {
-            100.0 * f64::from(t.weight) / pool as f64
-        };
-        let role = match dest.policy {
-            LbPolicy::ActiveActive => format!("{share:.1}% of requests"),
-            LbPolicy::Locality if tier == 0 => format!("{share:.1}% of requests (local)"),
-            LbPolicy::Locality => "not used: Locality serves the local cluster only".to_string(),
-            LbPolicy::FailOver if Some(tier) == best => {
-                format!("{share:.1}% of requests (best tier)")
-            }
-            LbPolicy::FailOver => format!(
+    dest.targets
+        .iter()
+        .zip(&tiers)
+        .map(|(t, &tier)| {
+            let pool: u64 = dest
+                .targets
+                .iter()
+                .zip(&tiers)
+                .filter(|(_, &other)| dest.policy == LbPolicy::ActiveActive || other == tier)
+                .map(|(o, _)| u64::from(o.weight))
+                .sum();
+            let share = if pool == 0 {
+                0.0
+            } else {
+                100.0 * f64::from(t.weight) / pool as f64
+            };
+            let role = match dest.policy {
+                LbPolicy::ActiveActive => Role::Serves(share),
+                LbPolicy::Locality if tier == 0 => Role::Local(share),
+                LbPolicy::Locality => Role::Unused,
+                LbPolicy::FailOver if Some(tier) == best => Role::Best(share),
+                LbPolicy::FailOver => Role::Standby(share),
+            };
+            (tier, role)
+        })
+        .collect()
+}
+
+fn write_targets(out: &mut String, model: &Model, dest: &DestinationConfig, local: &LocalConfig) {
+    for (t, (tier, role)) in dest.targets.iter().zip(roles(dest, local)) {
+        let role = match role {
+            Role::Serves(share) => format!("{share:.1}% of requests"),
+            Role::Local(share) => format!("{share:.1}% of requests (local)"),
+            Role::Unused => "not used: Locality serves the local cluster only".to_string(),
+            Role::Best(share) => format!("{share:.1}% of requests (best tier)"),
+            Role::Standby(share) => format!(
                 "{share:.1}% of tier {tier}: standby until every better tier is unavailable"
             ),
         };
@@ -156,6 +187,111 @@ fn write_targets(out: &mut String, model: &Model, dest: &DestinationConfig, loca
             callers(model, t)
         );
     }
+}
+
+/// The config as a Mermaid flowchart: routes → destinations → targets (edges carry the
+/// weight share, nodes the tier), and the callers that may reach each target (dotted,
+/// labelled with what they may call); in permissive mode one "any caller" node.
+pub fn mermaid(model: &Model) -> String {
+    let config = &model.config;
+    let local = config.local.clone().unwrap_or_default();
+    let mut out = String::from("flowchart LR\n");
+    let _ = writeln!(
+        out,
+        "  %% local cluster {}; access mode {}",
+        local
+            .cluster
+            .as_deref()
+            .unwrap_or("(from Envoy node metadata)"),
+        mode_name(config.access.mode)
+    );
+    let index = |name: &str| config.destinations.iter().position(|d| d.name == name);
+    for (i, route) in config.routes.iter().enumerate() {
+        let Some(d) = index(&route.destination) else {
+            continue;
+        };
+        let dest = &config.destinations[d];
+        let _ = writeln!(
+            out,
+            "  r{i}[\"{}<br/>{}\"] --> d{d}",
+            esc(&route.name),
+            esc(&describe_match(route, dest))
+        );
+    }
+    for (d, dest) in config.destinations.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  d{d}[[\"{}<br/>{:?}\"]]",
+            esc(&dest.name),
+            dest.policy
+        );
+        for (k, (t, (tier, role))) in dest.targets.iter().zip(roles(dest, &local)).enumerate() {
+            let edge = match role {
+                Role::Serves(share) | Role::Local(share) | Role::Best(share) => {
+                    format!("{share:.1}%")
+                }
+                Role::Standby(share) => format!("standby {share:.1}%"),
+                Role::Unused => "unused".to_string(),
+            };
+            let sa = &t.service_account;
+            let _ = writeln!(
+                out,
+                "  d{d} -->|\"{edge}\"| t{d}_{k}(\"{}<br/>cluster {} · tier {tier}<br/>runs as {}/{}\")",
+                esc(&t.name),
+                esc(&t.cluster),
+                esc(&sa.namespace),
+                esc(&sa.name)
+            );
+        }
+    }
+    let access = &config.access;
+    if access.mode == AccessMode::Permissive {
+        out.push_str("  anyone([\"any caller (permissive)\"])\n");
+        for d in 0..config.destinations.len() {
+            let _ = writeln!(out, "  anyone -.-> d{d}");
+        }
+        return out;
+    }
+    let mut sources: Vec<String> = Vec::new();
+    for (d, dest) in config.destinations.iter().enumerate() {
+        for (k, t) in dest.targets.iter().enumerate() {
+            for tt in access
+                .traffic_targets
+                .iter()
+                .filter(|tt| tt.destination == t.service_account)
+            {
+                let rules: Vec<String> = tt
+                    .rules
+                    .iter()
+                    .map(|r| match r.matches.as_slice() {
+                        [] => r.route_group.clone(),
+                        m => format!("{} {}", r.route_group, m.join(",")),
+                    })
+                    .collect();
+                for s in &tt.sources {
+                    let name = format!("{}/{}", s.namespace, s.name);
+                    let c = match sources.iter().position(|x| *x == name) {
+                        Some(c) => c,
+                        None => {
+                            sources.push(name.clone());
+                            let _ = writeln!(out, "  c{}([\"{}\"])", sources.len() - 1, esc(&name));
+                            sources.len() - 1
+                        }
+                    };
+                    let _ = writeln!(out, "  c{c} -.->|\"{}\"| t{d}_{k}", esc(&rules.join("; ")));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Text for a Mermaid label: quotes, pipes and angle brackets as entities.
+fn esc(text: &str) -> String {
+    text.replace('"', "#quot;")
+        .replace('|', "#124;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
 }
 
 fn callers(model: &Model, t: &TargetConfig) -> String {

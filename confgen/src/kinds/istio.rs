@@ -78,6 +78,16 @@ pub struct Destination {
     /// DestinationRule subset name.
     #[serde(default)]
     pub subset: Option<String>,
+    /// Port.
+    #[serde(default)]
+    pub port: Option<PortSelector>,
+}
+
+/// A destination port.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PortSelector {
+    /// Number.
+    pub number: u16,
 }
 
 /// `rewrite`.
@@ -107,12 +117,16 @@ pub struct DestinationRuleSpec {
 
 /// A named subset.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Subset {
     /// Name.
     pub name: String,
     /// Labels.
     #[serde(default, deserialize_with = "super::labels")]
     pub labels: BTreeMap<String, String>,
+    /// The subset's own traffic policy, as written (kept for the `istio` output).
+    #[serde(default)]
+    pub traffic_policy: Option<serde_json::Value>,
 }
 
 /// `trafficPolicy`.

@@ -12,6 +12,45 @@ pub struct ServiceSpec {
     /// Pod selector.
     #[serde(default, deserialize_with = "super::labels")]
     pub selector: BTreeMap<String, String>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+}
+
+impl ServiceSpec {
+    /// The port HTTP clients use: the only one, else the first named `http`, `http-*` or
+    /// `http2*`, or with an HTTP `appProtocol`, else the first.
+    pub fn http_port(&self) -> Option<u16> {
+        let http = |p: &&ServicePort| {
+            let name = p.name.as_deref().unwrap_or_default();
+            name == "http"
+                || name.starts_with("http-")
+                || name.starts_with("http2")
+                || matches!(
+                    p.app_protocol.as_deref(),
+                    Some("http" | "http2" | "kubernetes.io/h2c")
+                )
+        };
+        self.ports
+            .iter()
+            .find(http)
+            .or(self.ports.first())
+            .map(|p| p.port)
+    }
+}
+
+/// A Service port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Port number.
+    pub port: u16,
+    /// Application protocol.
+    #[serde(default)]
+    pub app_protocol: Option<String>,
 }
 
 /// `Deployment.spec`.
@@ -108,3 +147,21 @@ pub struct EndpointPort {
 
 /// The label naming an EndpointSlice's service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_port_is_named_so_else_the_first() {
+        let spec = |ports: &str| -> ServiceSpec {
+            serde_json::from_str(&format!(r#"{{"ports": {ports}}}"#)).unwrap()
+        };
+        let two = r#"[{"name": "grpc", "port": 8080}, {"name": "http-web", "port": 9090}]"#;
+        assert_eq!(spec(two).http_port(), Some(9090));
+        let app = r#"[{"name": "a", "port": 1}, {"name": "b", "port": 2, "appProtocol": "http"}]"#;
+        assert_eq!(spec(app).http_port(), Some(2));
+        assert_eq!(spec(r#"[{"port": 7}, {"port": 8}]"#).http_port(), Some(7));
+        assert_eq!(spec("[]").http_port(), None);
+    }
+}

@@ -47,6 +47,9 @@ pub struct Res<T> {
     pub namespace: String,
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
+    /// Where the body was read: `spec`, or `""` for kinds whose fields are top-level
+    /// (SMI `v1alpha1` TrafficTarget, `v1alpha1`/`v1alpha2` HTTPRouteGroup, EndpointSlice).
+    pub body: &'static str,
     /// The kind-specific body.
     pub spec: T,
 }
@@ -61,6 +64,15 @@ impl<T> Res<T> {
             self.name,
             self.doc.place()
         )
+    }
+
+    /// The field path of `field` of the body (`spec.rules[0]`, or `rules[0]` at the top).
+    pub fn at(&self, field: &str) -> String {
+        if self.body.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}.{field}", self.body)
+        }
     }
 
     /// An error at field `path` of this resource.
@@ -88,6 +100,8 @@ pub struct Resources {
     pub traffic_targets: Vec<Res<smi::TrafficTargetSpec>>,
     /// SMI `HTTPRouteGroup`s.
     pub route_groups: Vec<Res<smi::HttpRouteGroupSpec>>,
+    /// SMI `TCPRoute`s.
+    pub tcp_routes: Vec<Res<smi::TcpRouteSpec>>,
     /// SMI `TrafficSplit`s.
     pub traffic_splits: Vec<Res<smi::TrafficSplitSpec>>,
     /// FSM `GlobalTrafficPolicy`s.
@@ -142,10 +156,14 @@ impl Resources {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         let version = api_version.rsplit('/').next().unwrap_or_default();
         match (group, kind) {
+            // SMI moved these bodies under `spec` in later versions; read either.
             ("access.smi-spec.io", "TrafficTarget") => {
-                self.traffic_targets.push(typed(doc, "spec")?)
+                self.traffic_targets.push(typed(doc, spec_or_top(doc))?)
             }
-            ("specs.smi-spec.io", "HTTPRouteGroup") => self.route_groups.push(typed(doc, "spec")?),
+            ("specs.smi-spec.io", "HTTPRouteGroup") => {
+                self.route_groups.push(typed(doc, spec_or_top(doc))?)
+            }
+            ("specs.smi-spec.io", "TCPRoute") => self.tcp_routes.push(typed(doc, "spec")?),
             ("split.smi-spec.io", "TrafficSplit") => self.traffic_splits.push(typed(doc, "spec")?),
             ("flomesh.io" | "multicluster.flomesh.io", "GlobalTrafficPolicy") => {
                 self.global_policies.push(typed(doc, "spec")?)
@@ -189,8 +207,17 @@ impl Resources {
     }
 }
 
+/// `spec` when the document has one, else `""` (fields at the top level).
+fn spec_or_top(doc: &Doc) -> &'static str {
+    if doc.root.get("spec").is_some() {
+        "spec"
+    } else {
+        ""
+    }
+}
+
 /// Reads `metadata` and the body at `path` (`""` = the whole object).
-fn typed<T: DeserializeOwned>(doc: &Rc<Doc>, path: &str) -> Result<Res<T>, Error> {
+fn typed<T: DeserializeOwned>(doc: &Rc<Doc>, path: &'static str) -> Result<Res<T>, Error> {
     let meta: Meta = doc.parse("metadata")?;
     let spec = doc.parse(path)?;
     Ok(Res {
@@ -199,6 +226,7 @@ fn typed<T: DeserializeOwned>(doc: &Rc<Doc>, path: &str) -> Result<Res<T>, Error
         name: meta.name,
         namespace: meta.namespace.unwrap_or_else(|| "default".to_string()),
         labels: meta.labels,
+        body: path,
         spec,
     })
 }

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// `TrafficTarget.spec`. `v1alpha2`/`v1alpha3` write `rules`; `v1alpha1` wrote `specs`.
+/// `TrafficTarget.spec`. `v1alpha2`/`v1alpha3` write `rules` under `spec`; `v1alpha1`
+/// wrote `specs`, with the fields at the top level.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficTargetSpec {
-    /// The ServiceAccount being called.
+    /// The ServiceAccount being called (`v1alpha1`/`v1alpha2` may add a `port`).
     pub destination: IdentityRef,
     /// Who may call.
     #[serde(default)]
@@ -26,9 +27,9 @@ impl TrafficTargetSpec {
     /// The rules, whichever field the version used, with the field name for errors.
     pub fn all_rules(&self) -> (&'static str, &[TrafficRule]) {
         if self.rules.is_empty() {
-            ("spec.specs", &self.specs)
+            ("specs", &self.specs)
         } else {
-            ("spec.rules", &self.rules)
+            ("rules", &self.rules)
         }
     }
 }
@@ -36,7 +37,7 @@ impl TrafficTargetSpec {
 /// A `ServiceAccount` reference.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdentityRef {
-    /// Always `ServiceAccount`.
+    /// `ServiceAccount` (`v1alpha4`'s `IdentityBinding` is not supported).
     #[serde(default = "service_account_kind")]
     pub kind: String,
     /// Name.
@@ -44,6 +45,9 @@ pub struct IdentityRef {
     /// Namespace (default: the TrafficTarget's).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The destination's port (`v1alpha1`/`v1alpha2`).
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 fn service_account_kind() -> String {
@@ -62,7 +66,8 @@ pub struct TrafficRule {
     pub matches: Vec<String>,
 }
 
-/// `HTTPRouteGroup.spec`.
+/// `HTTPRouteGroup.spec` (`v1alpha3`+), or the group itself (`v1alpha1`/`v1alpha2`, whose
+/// `matches` are top-level).
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpRouteGroupSpec {
     /// Named matches.
@@ -82,7 +87,7 @@ pub struct HttpMatch {
     /// Methods; `*` = any.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Header regexes: a map (`v1alpha4`) or a list of one-entry maps (`v1alpha1`–`v1alpha3`).
+    /// Header regexes (whole values): a map, or a list of one-entry maps.
     #[serde(default)]
     pub headers: Option<Headers>,
 }
@@ -111,6 +116,22 @@ impl Headers {
     }
 }
 
+/// `TCPRoute.spec` (`v1alpha4`: `matches.ports`; earlier versions have no body).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TcpRouteSpec {
+    /// The ports the route covers (all when absent).
+    #[serde(default)]
+    pub matches: Option<TcpMatch>,
+}
+
+/// `TCPRoute.spec.matches`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TcpMatch {
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+}
+
 /// `TrafficSplit.spec`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrafficSplitSpec {
@@ -118,9 +139,23 @@ pub struct TrafficSplitSpec {
     pub service: String,
     /// Backend services and weights.
     pub backends: Vec<Backend>,
-    /// Route group references limiting the split (not supported).
+    /// `v1alpha3`+: the split applies to requests matching these route groups; others go
+    /// to the root service.
     #[serde(default)]
-    pub matches: Vec<serde_json::Value>,
+    pub matches: Vec<SplitMatch>,
+}
+
+/// A TrafficSplit `matches` entry: a route group in the split's namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitMatch {
+    /// `HTTPRouteGroup`.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// API group (`specs.smi-spec.io`, `v1alpha4`).
+    #[serde(default)]
+    pub api_group: Option<String>,
 }
 
 /// A TrafficSplit backend.
@@ -143,13 +178,14 @@ pub enum Weight {
 }
 
 impl Weight {
-    /// The weight in thousandths (`500m` → 500, `1` → 1000), or `None` if unreadable.
+    /// The weight in thousandths (`500m` → 500, `1` → 1000), or `None` if unreadable or
+    /// too large.
     pub fn millis(&self) -> Option<u64> {
         match self {
             Weight::Int(n) => Some(u64::from(*n) * 1000),
             Weight::Quantity(q) => match q.strip_suffix('m') {
                 Some(m) => m.parse().ok(),
-                None => q.parse::<u64>().ok().map(|n| n * 1000),
+                None => q.parse::<u64>().ok()?.checked_mul(1000),
             },
         }
     }
@@ -173,5 +209,7 @@ mod tests {
         assert_eq!(Weight::Quantity("500m".into()).millis(), Some(500));
         assert_eq!(Weight::Quantity("2".into()).millis(), Some(2000));
         assert_eq!(Weight::Quantity("lots".into()).millis(), None);
+        // Regression: `n * 1000` overflowed (a panic in debug builds).
+        assert_eq!(Weight::Quantity(u64::MAX.to_string()).millis(), None);
     }
 }

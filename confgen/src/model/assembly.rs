@@ -105,15 +105,24 @@ impl Builder<'_> {
         let mut destinations = Vec::new();
         let mut origins = BTreeMap::new();
         let mut target_keys = BTreeMap::new();
+        let mut backends = BTreeMap::new();
         for draft in std::mem::take(&mut self.destinations) {
             let DestinationDraft {
                 config: mut dest,
                 targets: drafts,
                 origin,
             } = draft;
+            if drafts.is_empty() {
+                return Err(Error::plain(format!(
+                    "{origin}: {} has no target",
+                    dest.name
+                )));
+            }
             dest.targets = name_targets(&drafts)?;
             for (t, d) in dest.targets.iter().zip(&drafts) {
-                target_keys.insert((dest.name.clone(), t.name.clone()), d.key.clone());
+                let id = (dest.name.clone(), t.name.clone());
+                target_keys.insert(id.clone(), d.key.clone());
+                backends.insert(id, d.backend.clone());
             }
             if dest.targets.iter().all(|t| t.weight == 0) {
                 return Err(Error::plain(format!(
@@ -164,6 +173,7 @@ impl Builder<'_> {
             upstreams: self.upstreams,
             origins,
             target_keys,
+            backends,
             warnings: self.warnings,
         })
     }
@@ -249,8 +259,9 @@ fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
         .iter()
         .map(|d| (d.key.namespace.as_str(), d.key.service.as_str()))
         .collect();
-    let lcm = drafts.iter().fold(1u64, |acc, d| {
-        acc / gcd(acc, d.group.size.max(1)) * d.group.size.max(1)
+    let lcm = drafts.iter().try_fold(1u64, |acc, d| {
+        let size = d.group.size.max(1);
+        (acc / gcd(acc, size)).checked_mul(size)
     });
     let mut out = Vec::new();
     for d in drafts {
@@ -261,9 +272,16 @@ fn name_targets(drafts: &[Draft]) -> Result<Vec<TargetConfig>, Error> {
         if let Some(s) = &d.subset {
             name = format!("{name}/{s}");
         }
-        let weight = d.group.weight * lcm / d.group.size.max(1);
-        let weight = u32::try_from(weight)
-            .map_err(|_| Error::plain(format!("target {name}: weight {weight} is too large")))?;
+        let weight = lcm
+            .and_then(|lcm| d.group.weight.checked_mul(lcm))
+            .map(|w| w / d.group.size.max(1))
+            .and_then(|w| u32::try_from(w).ok())
+            .ok_or_else(|| {
+                Error::plain(format!(
+                    "target {name}: weight {} shared by {} is too large",
+                    d.group.weight, d.group.size
+                ))
+            })?;
         if out.iter().any(|t: &TargetConfig| t.name == name) {
             return Err(Error::plain(format!(
                 "target {name} appears twice in one destination"
@@ -291,7 +309,7 @@ mod tests {
     use xcluster_filter::config::{LocalityConfig, ServiceAccountRef};
 
     use super::*;
-    use crate::model::GroupWeight;
+    use crate::model::{Backend, GroupWeight};
 
     fn draft(cluster: &str, service: &str, subset: Option<&str>, group: GroupWeight) -> Draft {
         Draft {
@@ -302,6 +320,7 @@ mod tests {
                 subset: subset.iter().map(|s| s.to_string()).collect(),
             },
             subset: subset.map(String::from),
+            backend: Backend::Gateway,
             group,
             service_account: ServiceAccountRef {
                 namespace: "ns".into(),
@@ -386,9 +405,24 @@ mod tests {
         let huge = [draft("east", "r", None, GroupWeight::single(1 << 32))];
         let e = name_targets(&huge).unwrap_err().to_string();
         assert!(
-            e.contains("target east: weight 4294967296 is too large"),
+            e.contains("target east: weight 4294967296 shared by 1 is too large"),
             "{e}"
         );
+        // Regression: `group.weight * lcm` overflowed u64 (a panic in debug builds).
+        let overflow = [
+            draft(
+                "a",
+                "r",
+                None,
+                GroupWeight {
+                    weight: u64::MAX,
+                    size: 2,
+                },
+            ),
+            draft("b", "r", None, GroupWeight { weight: 1, size: 3 }),
+        ];
+        let e = name_targets(&overflow).unwrap_err().to_string();
+        assert!(e.contains("target a: weight"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use xcluster_filter::config::{
 };
 
 use super::{
-    gateway_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey, GroupWeight,
+    gateway_cluster_name, service_hosts, Address, Backend, Builder, Draft, EndpointKey, GroupWeight,
 };
 use crate::kinds::fsm::{
     ClusterKey, GlobalTrafficPolicySpec, ImportEndpoint, ImportPort, ServiceImportSpec,
@@ -69,12 +69,13 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Local instance (if the Service exists locally) plus `remote`.
+    /// Local instance (if the Service exists locally, or `--endpoint` declares it) plus
+    /// `remote`; an import endpoint of the local cluster yields to the local instance.
     fn fsm_destination<T>(
         &mut self,
         res: &Res<T>,
         policy: LbPolicy,
-        remote: Vec<Draft>,
+        mut remote: Vec<Draft>,
     ) -> Result<(), Error> {
         let mut drafts = Vec::new();
         if let Some(local) = self.local.clone() {
@@ -89,6 +90,7 @@ impl Builder<'_> {
                     None,
                     GroupWeight::single(1),
                 )?);
+                remote.retain(|d| d.key.cluster != local);
             }
         }
         drafts.extend(remote);
@@ -233,6 +235,7 @@ impl Builder<'_> {
         Ok(Draft {
             key: instance,
             subset: None,
+            backend: Backend::Gateway,
             group: GroupWeight::single(weight),
             service_account: ServiceAccountRef {
                 namespace: res.namespace.clone(),

@@ -84,19 +84,26 @@ impl Builder<'_> {
         let mut found = Vec::new();
         for sel in &vd.spec.services {
             for svc in &res.services {
-                let cluster = self.cluster_of(svc)?;
-                let ok = (sel.labels.is_empty() || selects(&sel.labels, &svc.labels))
+                // The cluster last: an unlabelled Service the selector does not pick
+                // needs no --local-cluster.
+                let picked = (sel.labels.is_empty() || selects(&sel.labels, &svc.labels))
                     && sel.name.as_ref().is_none_or(|n| *n == svc.name)
                     && sel.namespace.as_ref().is_none_or(|n| *n == svc.namespace)
-                    && sel.cluster.as_ref().is_none_or(|c| *c == cluster)
                     && !(sel.labels.is_empty() && sel.name.is_none());
+                if !picked {
+                    continue;
+                }
+                let cluster = self.cluster_of(svc)?;
+                if sel.cluster.as_ref().is_some_and(|c| *c != cluster) {
+                    continue;
+                }
                 let instance = EndpointKey {
                     cluster,
                     namespace: svc.namespace.clone(),
                     service: svc.name.clone(),
                     subset: Vec::new(),
                 };
-                if ok && !found.contains(&instance) {
+                if !found.contains(&instance) {
                     found.push(instance);
                 }
             }
@@ -169,7 +176,11 @@ impl Builder<'_> {
                         .clone()
                         .unwrap_or_else(|| rt.namespace.clone());
                     let name = format!("{ns}/{}", d.reference.name);
-                    if !self.has_destination(&name) {
+                    let is_vd = res
+                        .virtual_destinations
+                        .iter()
+                        .any(|v| v.namespace == ns && v.name == d.reference.name);
+                    if !is_vd {
                         return Err(rt.error(
                             &format!("{rpath}.forwardTo.destinations[0].ref"),
                             format!("VirtualDestination {name} is not in the input"),
@@ -292,6 +303,7 @@ fn labels_subset(labels: &BTreeMap<String, String>) -> Option<Subset> {
     (!labels.is_empty()).then(|| Subset {
         name: None,
         labels: labels.clone(),
+        traffic_policy: None,
     })
 }
 

@@ -8,7 +8,8 @@ use xcluster_filter::config::{
 };
 
 use super::{
-    envoy_cluster_name, service_hosts, Address, Builder, Draft, EndpointKey, GroupWeight, Subset,
+    envoy_cluster_name, service_hosts, Address, Backend, Builder, Draft, EndpointKey, GroupWeight,
+    Subset,
 };
 use crate::kinds::{istio, port_protocol, Res};
 use crate::load::Error;
@@ -40,7 +41,10 @@ impl HostRef<'_> {
 
 impl<'a> Builder<'a> {
     /// What `host`, written in `namespace`, names: a `ServiceEntry` listing it, else the
-    /// service of a short or `.svc[.cluster.local]` name; `None` for other host names.
+    /// Kubernetes service of a short name (in `namespace`) or of
+    /// `NAME.NAMESPACE.svc.cluster.local`; `None` for other host names. As Istio
+    /// (`ResolveShortnameToFQDN`), only names without dots are expanded: `example.com` and
+    /// `reviews.bookinfo` are host names, not services.
     pub(super) fn resolve_host(&self, host: &str, namespace: &str) -> Option<HostRef<'a>> {
         if let Some(se) = self
             .res
@@ -56,12 +60,10 @@ impl<'a> Builder<'a> {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
             }),
-            [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => {
-                Some(HostRef::Service {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                })
-            }
+            [name, ns, "svc", "cluster", "local"] => Some(HostRef::Service {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            }),
             _ => None,
         }
     }
@@ -79,6 +81,7 @@ impl<'a> Builder<'a> {
         let res = self.res;
         for vs in &res.virtual_services {
             let mut hosts = Vec::new();
+            let mut keys = Vec::new();
             for (h, host) in vs.spec.hosts.iter().enumerate() {
                 let key = match self.resolve_host(host, &vs.namespace) {
                     Some(HostRef::Service { namespace, name }) => {
@@ -90,8 +93,14 @@ impl<'a> Builder<'a> {
                         format!("host {host}")
                     }
                 };
-                self.claim(key, vs, &format!("spec.hosts[{h}]"))?;
+                // Two spellings of one service are one claim.
+                if !keys.contains(&key) {
+                    self.claim(key.clone(), vs, &format!("spec.hosts[{h}]"))?;
+                    keys.push(key);
+                }
             }
+            let mut seen = std::collections::BTreeSet::new();
+            hosts.retain(|h| seen.insert(h.clone()));
             let several = vs.spec.http.len() > 1;
             for (i, http) in vs.spec.http.iter().enumerate() {
                 let rpath = format!("spec.http[{i}]");
@@ -194,6 +203,7 @@ impl<'a> Builder<'a> {
                         Some(x) => Some(Subset {
                             name: Some(x.name.clone()),
                             labels: x.labels.clone(),
+                            traffic_policy: x.traffic_policy.clone(),
                         }),
                         None => {
                             return Err(vs.error(
@@ -228,16 +238,29 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+            let port = rd.destination.port.as_ref().map(|p| p.number);
             let mut group = match target {
-                HostRef::Service { namespace, name } => self.instances(
-                    vs,
-                    &format!("{dpath}.host"),
-                    &namespace,
-                    &name,
-                    subset,
-                    weight,
-                )?,
-                HostRef::Entry(se) => vec![self.entry_draft(se, weight)?],
+                HostRef::Service { namespace, name } => {
+                    let mut group = self.instances(
+                        vs,
+                        &format!("{dpath}.host"),
+                        &namespace,
+                        &name,
+                        subset,
+                        weight,
+                    )?;
+                    if let Some(port) = port {
+                        for d in &mut group {
+                            if let Backend::Service { port: p, .. } = &mut d.backend {
+                                *p = Some(port);
+                            }
+                        }
+                    }
+                    group
+                }
+                HostRef::Entry(se) => {
+                    vec![self.entry_draft(se, &rd.destination.host, port, weight)?]
+                }
             };
             if policy == LbPolicy::FailOver {
                 if let Some(lb) = dr
@@ -288,18 +311,24 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The target of a ServiceEntry, in the cluster its label names or, failing that,
-    /// named after its first host.
+    /// The target of a ServiceEntry routed to by `host` (one of its hosts), in the
+    /// cluster its label names or, failing that, named after `host`; at `port` (else its
+    /// first).
     fn entry_draft(
         &mut self,
         se: &Res<istio::ServiceEntrySpec>,
+        host: &str,
+        port: Option<u16>,
         weight: u64,
     ) -> Result<Draft, Error> {
-        let host = se.spec.hosts.first().cloned().unwrap_or_default();
+        let host = host.to_string();
         let cluster = se
             .cluster_label()
             .map_or_else(|| host.clone(), str::to_string);
-        let port = se.spec.ports.first();
+        let port = match port {
+            Some(n) => se.spec.ports.iter().find(|p| p.number == n),
+            None => se.spec.ports.first(),
+        };
         let address = se.spec.endpoints.first().and_then(|ep| {
             let p = port.and_then(|p| {
                 p.name
@@ -320,13 +349,17 @@ impl<'a> Builder<'a> {
         let key = EndpointKey {
             cluster: cluster.clone(),
             namespace: se.namespace.clone(),
-            service: host,
+            service: host.clone(),
             subset: Vec::new(),
         };
         self.upstream(&envoy_cluster, key.clone(), address)?;
         Ok(Draft {
             key,
             subset: None,
+            backend: Backend::Entry {
+                host,
+                port: port.map(|p| p.number),
+            },
             group: GroupWeight::single(weight),
             service_account: ServiceAccountRef {
                 namespace: se.namespace.clone(),
@@ -454,13 +487,16 @@ mod tests {
         let resolve = |host| b.resolve_host(host, "bookinfo");
         let reviews = service("bookinfo", "reviews");
         assert!(resolve("reviews").is_some_and(|h| h.is(&reviews)));
-        assert!(resolve("reviews.bookinfo.svc").is_some_and(|h| h.is(&reviews)));
         let other = service("other", "reviews");
-        assert!(resolve("reviews.other").is_some_and(|h| h.is(&other)));
         assert!(resolve("reviews.other.svc.cluster.local").is_some_and(|h| h.is(&other)));
         assert!(!other.is(&reviews));
         assert!(resolve("reviews.other.svc.cluster").is_none());
         assert!(resolve("reviews.example.com").is_none());
+        // Regression: two- and three-label names were taken for NAME.NAMESPACE[.svc]; Istio
+        // only expands names without dots, so `example.com` is no service `example` in `com`.
+        assert!(resolve("example.com").is_none());
+        assert!(resolve("reviews.other").is_none());
+        assert!(resolve("reviews.bookinfo.svc").is_none());
     }
 
     #[test]

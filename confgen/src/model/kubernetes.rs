@@ -1,11 +1,15 @@
 //! Kubernetes: the clusters a `Service` runs in, its ServiceAccount (from the `Deployment`
-//! it selects), its address (from `EndpointSlice`s), and the targets for its instances.
+//! it selects), its port, its address (from `EndpointSlice`s), the targets for its
+//! instances, and a destination for every `Service` no other source routes.
 
 use std::collections::BTreeSet;
 
-use xcluster_filter::config::ServiceAccountRef;
+use xcluster_filter::config::{DestinationConfig, LbPolicy, ServiceAccountRef};
 
-use super::{envoy_cluster_name, Address, Builder, Draft, EndpointKey, GroupWeight, Subset};
+use super::{
+    envoy_cluster_name, service_hosts, Address, Backend, Builder, Draft, EndpointKey, GroupWeight,
+    Subset,
+};
 use crate::kinds::{k8s, port_protocol, selects, Res};
 use crate::load::Error;
 
@@ -35,8 +39,9 @@ impl Builder<'_> {
         Ok(None)
     }
 
-    /// The clusters a Service named `namespace/service` is known in (from `Service`
-    /// and `EndpointSlice` resources).
+    /// The clusters a Service named `namespace/service` is known in: from `Service` and
+    /// `EndpointSlice` resources, and the local cluster when `--endpoint` declares a local
+    /// instance.
     pub(super) fn service_clusters(
         &self,
         namespace: &str,
@@ -53,7 +58,31 @@ impl Builder<'_> {
                 out.insert(self.cluster_of(slice)?);
             }
         }
+        if self
+            .declared
+            .contains(&(namespace.to_string(), service.to_string()))
+        {
+            out.extend(self.local.clone());
+        }
         Ok(out)
+    }
+
+    /// The HTTP port of `namespace/service`: its `Service` in `cluster`, else in any
+    /// cluster (a service has the same ports everywhere).
+    fn service_port(&self, cluster: &str, namespace: &str, service: &str) -> Option<u16> {
+        let mut ports = self
+            .res
+            .services
+            .iter()
+            .filter(|s| s.namespace == namespace && s.name == service)
+            .map(|s| {
+                let here = s.cluster_label().or(self.local.as_deref()) == Some(cluster);
+                (!here, s.spec.http_port())
+            })
+            .filter(|(_, p)| p.is_some())
+            .collect::<Vec<_>>();
+        ports.sort_by_key(|(elsewhere, _)| *elsewhere);
+        ports.first().and_then(|(_, p)| *p)
     }
 
     /// The address of a service instance from its EndpointSlices (first ready address,
@@ -120,6 +149,10 @@ impl Builder<'_> {
         Ok(Draft {
             key,
             subset: subset_name,
+            backend: Backend::Service {
+                port: self.service_port(cluster, namespace, service),
+                subset,
+            },
             group,
             service_account: ServiceAccountRef {
                 namespace: namespace.to_string(),
@@ -157,6 +190,57 @@ impl Builder<'_> {
             .iter()
             .map(|c| self.service_draft(c, namespace, service, subset.clone(), group))
             .collect()
+    }
+
+    /// A destination per `Service` that no other source routes (no policy, split,
+    /// VirtualService or import claims it): its four host names, every instance the input
+    /// knows, `ActiveActive` (as Istio spreads a service over its clusters).
+    pub(super) fn kubernetes_services(&mut self) -> Result<(), Error> {
+        let res = self.res;
+        let mut seen = BTreeSet::new();
+        for svc in &res.services {
+            let (namespace, name) = (svc.namespace.as_str(), svc.name.as_str());
+            if !seen.insert((namespace, name))
+                || self
+                    .claims
+                    .contains_key(&format!("service {namespace}/{name}"))
+            {
+                continue;
+            }
+            let dest_name = format!("{namespace}/{name}");
+            let unlabelled = res
+                .services
+                .iter()
+                .any(|s| s.namespace == namespace && s.name == name && s.cluster_label().is_none());
+            if unlabelled && self.local.is_none() {
+                self.warnings.push(format!(
+                    "{}: describes the local cluster, whose name is unknown: pass \
+                     --local-cluster NAME to route to it; skipped",
+                    svc.id()
+                ));
+                continue;
+            }
+            if self.has_destination(&dest_name) {
+                self.warnings.push(format!(
+                    "{}: the destination name {dest_name} is taken; its hosts are not routed",
+                    svc.id()
+                ));
+                continue;
+            }
+            let drafts = self.instances(svc, "metadata.labels", namespace, name, None, 1)?;
+            let dest = DestinationConfig {
+                name: dest_name,
+                hosts: service_hosts(namespace, name),
+                policy: LbPolicy::ActiveActive,
+                sticky: None,
+                outlier_detection: None,
+                slow_start: None,
+                health_check: None,
+                targets: Vec::new(),
+            };
+            self.add_destination(svc, dest, drafts, true)?;
+        }
+        Ok(())
     }
 }
 

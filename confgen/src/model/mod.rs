@@ -10,7 +10,7 @@
 //! | `smi_split.rs` | SMI `TrafficSplit` |
 //! | `gloo.rs` | Gloo Mesh `TrafficPolicy` `trafficShift`, `VirtualDestination`, `RouteTable` |
 //! | `istio.rs` | Istio `VirtualService`, `DestinationRule`, `ServiceEntry` |
-//! | `kubernetes.rs` | `Service`, `Deployment`, `EndpointSlice`: instances, accounts, addresses |
+//! | `kubernetes.rs` | `Service`, `Deployment`, `EndpointSlice`: instances, accounts, ports, addresses; a destination per `Service` no other source routes |
 //! | `smi_access.rs` | SMI `TrafficTarget` + `HTTPRouteGroup` → the access config |
 //! | `assembly.rs` | drafts → named, weighted targets; routes ordered; upstreams |
 //!
@@ -21,7 +21,9 @@
 //!   `Service` selects (`serviceAccountName`, else `default`), from FSM
 //!   `serviceAccountName`, or is `<namespace>/default`.
 //! - Envoy clusters are named `xc|<cluster>|<namespace>|<service>[|<subset>]`; targets
-//!   reached through an FSM cluster gateway share `xc|<cluster>|gateway`.
+//!   reached through an FSM cluster gateway share `xc|<cluster>|gateway`. The Istio output
+//!   renames them to Istio's own clusters from each target's [`Backend`].
+//! - Every `Service` no other source claims is a destination of its own.
 
 mod assembly;
 mod fsm;
@@ -50,8 +52,23 @@ pub struct Options {
     pub local_cluster: Option<String>,
     /// `(region, zone)` of the gateway.
     pub locality: Option<(String, String)>,
-    /// Access mode; default enforce when any TrafficTarget is given, else permissive.
+    /// Access mode; default enforce when some TrafficTarget allows HTTP traffic, else
+    /// permissive.
     pub access_mode: Option<AccessMode>,
+    /// Service instances `--endpoint` names: those in the local cluster join the services
+    /// the inputs know, as if their `Service` were given.
+    pub instances: Vec<Instance>,
+}
+
+/// An instance of a Kubernetes service: `CLUSTER/NAMESPACE/SERVICE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Cluster.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Service.
+    pub service: String,
 }
 
 /// What identifies a target for `--endpoint CLUSTER/NAMESPACE/SERVICE[/SUBSET]`.
@@ -81,6 +98,28 @@ pub struct Address {
     pub source: String,
 }
 
+/// What a target is, in the terms Istio routes by (see [`Model::backends`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// An instance of a Kubernetes service (the target's cluster, namespace and service),
+    /// optionally a subset of its pods.
+    Service {
+        /// The service port, when the input says it.
+        port: Option<u16>,
+        /// The subset.
+        subset: Option<Subset>,
+    },
+    /// A `ServiceEntry` host.
+    Entry {
+        /// The host the route named.
+        host: String,
+        /// Its first port.
+        port: Option<u16>,
+    },
+    /// Served through the gateway of the target's cluster (FSM), at the upstream's address.
+    Gateway,
+}
+
 /// An Envoy cluster the targets are routed to.
 #[derive(Debug, Clone, Default)]
 pub struct Upstream {
@@ -101,6 +140,8 @@ pub struct Model {
     pub origins: BTreeMap<String, String>,
     /// (destination, target) → the instance the target is.
     pub target_keys: BTreeMap<(String, String), EndpointKey>,
+    /// (destination, target) → what Istio would route it to.
+    pub backends: BTreeMap<(String, String), Backend>,
     /// Non-fatal findings (skipped kinds, unknown ServiceAccounts).
     pub warnings: Vec<String>,
 }
@@ -112,6 +153,8 @@ struct Draft {
     key: EndpointKey,
     /// Its subset's name (see [`Subset::name`]).
     subset: Option<String>,
+    /// What Istio routes it to.
+    backend: Backend,
     group: GroupWeight,
     service_account: ServiceAccountRef,
     cluster_key: Option<String>,
@@ -139,16 +182,20 @@ impl GroupWeight {
 
 /// Which pods of a service a target is: an Istio `DestinationRule` subset (its name and
 /// labels), or Gloo's labels alone.
-#[derive(Debug, Clone)]
-struct Subset {
-    name: Option<String>,
-    labels: BTreeMap<String, String>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subset {
+    /// The `DestinationRule` subset name, if it has one.
+    pub name: Option<String>,
+    /// The pod labels.
+    pub labels: BTreeMap<String, String>,
+    /// The input `DestinationRule` subset's `trafficPolicy`, as written.
+    pub traffic_policy: Option<serde_json::Value>,
 }
 
 impl Subset {
     /// The name in target and Envoy cluster names: its own, else its labels as
     /// `key=value[,key=value]`.
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         self.name
             .clone()
             .unwrap_or_else(|| labels_text(&self.labels))
@@ -202,6 +249,7 @@ pub fn build(res: &Resources, opts: &Options) -> Result<Model, Error> {
     b.virtual_destinations()?;
     b.route_tables()?;
     b.virtual_services()?;
+    b.kubernetes_services()?;
     let access = b.access()?;
     b.finish(access)
 }
@@ -219,6 +267,8 @@ struct Builder<'a> {
     upstreams: BTreeMap<String, Upstream>,
     warnings: Vec<String>,
     access_mode: Option<AccessMode>,
+    /// Local instances `--endpoint` declares: `(namespace, service)`.
+    declared: BTreeSet<(String, String)>,
 }
 
 impl<'a> Builder<'a> {
@@ -244,7 +294,6 @@ impl<'a> Builder<'a> {
         }
         Builder {
             res,
-            local,
             local_config,
             destinations: Vec::new(),
             routes: Vec::new(),
@@ -252,6 +301,13 @@ impl<'a> Builder<'a> {
             upstreams: BTreeMap::new(),
             warnings: res.warnings.clone(),
             access_mode: opts.access_mode,
+            declared: opts
+                .instances
+                .iter()
+                .filter(|i| local.as_deref() == Some(i.cluster.as_str()))
+                .map(|i| (i.namespace.clone(), i.service.clone()))
+                .collect(),
+            local,
         }
     }
 
@@ -324,15 +380,21 @@ mod tests {
         let named = Subset {
             name: Some("v2".into()),
             labels: labels.clone(),
+            traffic_policy: None,
         };
         assert_eq!(named.name(), "v2");
         assert_eq!(named.spellings(), ["v2", "tier=gold,version=v2"]);
-        let unnamed = Subset { name: None, labels };
+        let unnamed = Subset {
+            name: None,
+            labels,
+            traffic_policy: None,
+        };
         assert_eq!(unnamed.name(), "tier=gold,version=v2");
         assert_eq!(unnamed.spellings(), ["tier=gold,version=v2"]);
         let bare = Subset {
             name: Some("v1".into()),
             labels: BTreeMap::new(),
+            traffic_policy: None,
         };
         assert_eq!(bare.spellings(), ["v1"]);
     }
