@@ -110,8 +110,8 @@ struct EnvoyArgs {
     #[arg(long, value_name = "HOST:PORT")]
     admin: Option<String>,
     /// Address (and optionally ServiceAccount, default `default`) of a target:
-    /// CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]. SUBSET is an Istio
-    /// subset name or key=value[,key=value] labels. Overrides addresses from the input; in
+    /// `CLUSTER/NAMESPACE/SERVICE[/SUBSET]=HOST:PORT[@SERVICEACCOUNT]`. SUBSET is an Istio
+    /// subset name or `key=value[,key=value]` labels. Overrides addresses from the input; in
     /// the local cluster it also declares an instance of a service the inputs know.
     #[arg(long = "endpoint", value_name = "SPEC")]
     endpoints: Vec<EndpointFlag>,
