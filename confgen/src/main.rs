@@ -9,7 +9,7 @@ use xcluster_confgen::emit::istio::IstioOptions;
 use xcluster_confgen::emit::wasmplugin::WasmPluginOptions;
 use xcluster_confgen::emit::{config, envoy, explain, image, istio, wasmplugin, yaml};
 use xcluster_confgen::load::Error;
-use xcluster_confgen::model::Options;
+use xcluster_confgen::model::{HealthCheckFlag, Options};
 use xcluster_envoy::SocketAddress;
 use xcluster_filter::config::AccessMode;
 
@@ -87,6 +87,11 @@ struct Common {
     /// Access mode (default: enforce when any TrafficTarget is given, else permissive).
     #[arg(long, value_enum)]
     access_mode: Option<Mode>,
+    /// Probe a destination's targets:
+    /// `DESTINATION=PATH[,interval=5s][,timeout=1s][,healthy=2][,unhealthy=3][,status=200|204]`
+    /// (DESTINATION as `explain` names it, e.g. `bookinfo/reviews`).
+    #[arg(long = "health-check", value_name = "SPEC")]
+    health_checks: Vec<HealthCheckFlag>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -264,6 +269,7 @@ fn options(c: &Common) -> Result<Options, Error> {
             Mode::DryRun => AccessMode::DryRun,
         }),
         instances: Vec::new(),
+        health_checks: c.health_checks.clone(),
     })
 }
 

@@ -482,3 +482,58 @@ endpoints: [{addresses: [127.0.0.1]}]
         "{err}"
     );
 }
+
+#[test]
+fn health_check_flags_probe_a_destination_with_probation_or_name_the_destinations() {
+    let out = stdout_of(run_with_stdin(
+        &[
+            "config",
+            "-f",
+            "-",
+            "--health-check",
+            "bookinfo/reviews=/ready,interval=2s,status=200|204",
+        ],
+        TP,
+    ));
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dest = &config["destinations"][0];
+    assert_eq!(dest["name"], "bookinfo/reviews");
+    assert_eq!(dest["health_check"]["path"], "/ready");
+    assert_eq!(dest["health_check"]["interval_ms"], 2000);
+    assert_eq!(
+        dest["health_check"]["expected_statuses"],
+        serde_json::json!([200, 204])
+    );
+    // A target that health checks bring back ramps up (probation).
+    assert_eq!(dest["slow_start"]["window_ms"], 30000);
+
+    let out = run_with_stdin(
+        &[
+            "config",
+            "-f",
+            "-",
+            "--health-check",
+            "bookinfo/ratings=/ready",
+        ],
+        TP,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--health-check bookinfo/ratings: no destination of that name (there are: bookinfo/reviews)"),
+        "{err}"
+    );
+    let out = run_with_stdin(
+        &[
+            "config",
+            "-f",
+            "-",
+            "--health-check",
+            "bookinfo/reviews=/r,interval=fast",
+        ],
+        TP,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interval: expected a duration"), "{err}");
+}

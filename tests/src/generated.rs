@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use xcluster_confgen::emit::envoy::{self as emit_envoy, EndpointFlag, EnvoyOptions, Tls};
 use xcluster_confgen::emit::yaml;
-use xcluster_confgen::model::Options;
+use xcluster_confgen::model::{HealthCheckFlag, Options};
 use xcluster_envoy::SocketAddress;
 
 use crate::envoy::Envoy;
@@ -74,6 +74,8 @@ pub struct EnvoyGen {
     pub endpoints: Vec<String>,
     /// `--tls-cert`, `--tls-key`, `--client-ca`.
     pub tls: Option<Tls>,
+    /// `--health-check` flags (`DESTINATION=PATH[,SETTING=VALUE...]`).
+    pub health_checks: Vec<String>,
 }
 
 impl EnvoyGen {
@@ -94,6 +96,12 @@ impl EnvoyGen {
     /// Adds `--endpoint KEY=ADDR` (KEY is `CLUSTER/NAMESPACE/SERVICE[/SUBSET]`).
     pub fn endpoint(mut self, key: &str, addr: SocketAddr) -> Self {
         self.endpoints.push(format!("{key}={addr}"));
+        self
+    }
+
+    /// Adds `--health-check SPEC`.
+    pub fn health_check(mut self, spec: &str) -> Self {
+        self.health_checks.push(spec.to_string());
         self
     }
 
@@ -126,6 +134,11 @@ impl EnvoyGen {
             ));
         }
         lines.extend(self.endpoints.iter().map(|e| format!("--endpoint {e}")));
+        lines.extend(
+            self.health_checks
+                .iter()
+                .map(|h| format!("--health-check {h}")),
+        );
         lines.join(" \\\n    ")
     }
 
@@ -138,9 +151,15 @@ impl EnvoyGen {
             .iter()
             .map(|e| e.parse::<EndpointFlag>())
             .collect::<Result<Vec<_>, String>>()?;
+        let health_checks = self
+            .health_checks
+            .iter()
+            .map(|h| h.parse::<HealthCheckFlag>())
+            .collect::<Result<Vec<_>, String>>()?;
         let opts = Options {
             local_cluster: self.local_cluster.clone(),
             instances: endpoints.iter().map(EndpointFlag::instance).collect(),
+            health_checks,
             ..Options::default()
         };
         let mut model = xcluster_confgen::generate(&files, &opts)?;

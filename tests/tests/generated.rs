@@ -7,6 +7,7 @@
 #![cfg(test)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ClientConfig;
 use xcluster_e2e::client::Client;
@@ -16,7 +17,8 @@ use xcluster_e2e::generated::{EnvoyGen, TlsFiles, GATEWAY_LISTENER};
 use xcluster_e2e::pki::Pki;
 use xcluster_e2e::prometheus;
 use xcluster_e2e::scenario::{CURL_ID, HTTPBIN_HOST, INTRUDER_ID, REVIEWS_HOST};
-use xcluster_e2e::upstream::Upstream;
+use xcluster_e2e::upstream::{Upstream, HEALTH_PATH};
+use xcluster_e2e::wait_for;
 
 /// A test CA, its server certificate written for the generator, and client configs.
 struct Certs {
@@ -112,6 +114,72 @@ fn generated_000_split_lands_at_75_15_10_within_3_points() {
         assert_eq!(*value, tally.count(&labels["target"]) as f64, "{labels:?}");
     }
     assert_eq!(series.iter().map(|(_, v)| v).sum::<f64>(), 3000.0);
+}
+
+/// `xcluster-gen envoy --health-check` makes the gateway probe every target of the
+/// destination; a target whose health path fails is out of service before any request
+/// finds out, and comes back when it passes again.
+#[test]
+fn generated_health_check_takes_a_failing_cluster_out_of_the_split_and_back() {
+    let certs = certs();
+    let upstreams = [
+        Upstream::start("remote-cluster").unwrap(),
+        Upstream::start("mgmt-cluster/version=v1").unwrap(),
+        Upstream::start("mgmt-cluster/version=v2").unwrap(),
+    ];
+    let envoy = start(
+        "generated-health-check",
+        &EnvoyGen::new(&["examples/000-gloo-traffic-shift/traffic-policy.yaml"])
+            .endpoint("remote-cluster/bookinfo/reviews", upstreams[0].addr())
+            .endpoint(
+                "mgmt-cluster/bookinfo/reviews/version=v1",
+                upstreams[1].addr(),
+            )
+            .endpoint(
+                "mgmt-cluster/bookinfo/reviews/version=v2",
+                upstreams[2].addr(),
+            )
+            .health_check(&format!(
+                "bookinfo/reviews={HEALTH_PATH},interval=1s,timeout=500ms,unhealthy=2,healthy=2"
+            ))
+            .tls(&certs.files),
+    );
+    let probed = wait_for(Duration::from_secs(10), || {
+        upstreams.iter().all(|u| u.probes() >= 2).then_some(())
+    });
+    let probes: Vec<u64> = upstreams.iter().map(Upstream::probes).collect();
+    assert!(probed.is_some(), "every target probed twice: {probes:?}");
+
+    let transitions = |to: &str| {
+        let text = prometheus::scrape(&envoy).unwrap();
+        prometheus::series(&text, "xcluster_health_transitions_total")
+            .into_iter()
+            .filter(|(l, _)| l["target"] == "remote-cluster" && l["to"] == to)
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    // No request is sent: only the probes can find remote-cluster sick.
+    upstreams[0].set_failing(true);
+    let drained = wait_for(Duration::from_secs(10), || {
+        (transitions("unhealthy") >= 1.0).then_some(())
+    });
+    assert!(drained.is_some(), "remote-cluster found unhealthy");
+    let caller = certs.client(CURL_ID);
+    let clients = (0..2).map(|_| tls_client(&envoy, &caller)).collect();
+    let tally = Tally::collect_parallel(clients, 150, REVIEWS_HOST, "/reviews/1");
+    println!("with remote-cluster unhealthy: {tally}");
+    assert_eq!(tally.count("remote-cluster"), 0, "{tally}");
+    assert_eq!(
+        tally.count("mgmt-cluster/version=v1") + tally.count("mgmt-cluster/version=v2"),
+        300,
+        "{tally}"
+    );
+
+    upstreams[0].set_failing(false);
+    let back = wait_for(Duration::from_secs(10), || {
+        (transitions("healthy") >= 1.0).then_some(())
+    });
+    assert!(back.is_some(), "remote-cluster healthy again");
 }
 
 /// Seed 002's three httpbin clusters behind a gateway generated from `dirs`.

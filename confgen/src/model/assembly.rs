@@ -9,7 +9,7 @@ use xcluster_filter::config::{
     RouteMatchConfig, SlowStartConfig, TargetConfig, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
 
-use super::{Address, Builder, Draft, EndpointKey, Model};
+use super::{health_check, Address, Builder, Draft, EndpointKey, Model};
 use crate::kinds::Res;
 use crate::load::Error;
 
@@ -130,9 +130,15 @@ impl Builder<'_> {
                     dest.name
                 )));
             }
-            // A target that comes back after an ejection takes traffic back over 30 s, and
-            // one failure meanwhile ejects it again: a flapping cluster does not flap traffic.
-            if dest.outlier_detection.is_some()
+            origins.insert(dest.name.clone(), origin);
+            destinations.push(dest);
+        }
+        health_check::apply(&mut destinations, &self.health_checks)?;
+        // A target that comes back after an ejection or failed health checks takes traffic
+        // back over 30 s, and one failure meanwhile ejects it again: a flapping cluster
+        // does not flap traffic.
+        for dest in &mut destinations {
+            if (dest.outlier_detection.is_some() || dest.health_check.is_some())
                 && dest.slow_start.is_none()
                 && dest.targets.len() > 1
             {
@@ -141,8 +147,6 @@ impl Builder<'_> {
                     min_weight_percent: 10,
                 });
             }
-            origins.insert(dest.name.clone(), origin);
-            destinations.push(dest);
         }
         let mut routes = ordered_routes(std::mem::take(&mut self.routes));
         // Failover that loses nothing: a route to several targets replays a failed

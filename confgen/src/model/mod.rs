@@ -13,6 +13,7 @@
 //! | `kubernetes.rs` | `Service`, `Deployment`, `EndpointSlice`: instances, accounts, ports, addresses; a destination per `Service` no other source routes |
 //! | `smi_access.rs` | SMI `TrafficTarget` + `HTTPRouteGroup` → the access config |
 //! | `assembly.rs` | drafts → named, weighted targets; routes ordered; upstreams |
+//! | `health_check.rs` | `--health-check`: active health checks of a destination |
 //!
 //! Conventions:
 //! - A Kubernetes resource describes the local cluster unless it carries the label
@@ -28,6 +29,7 @@
 mod assembly;
 mod fsm;
 mod gloo;
+mod health_check;
 mod istio;
 mod kubernetes;
 mod smi_access;
@@ -41,6 +43,7 @@ use xcluster_filter::config::{
 };
 
 use self::assembly::{DestinationDraft, RouteDraft};
+pub use self::health_check::HealthCheckFlag;
 use crate::kinds::fsm::ClusterSpec;
 use crate::kinds::{labels_text, Res, Resources};
 use crate::load::Error;
@@ -58,6 +61,8 @@ pub struct Options {
     /// Service instances `--endpoint` names: those in the local cluster join the services
     /// the inputs know, as if their `Service` were given.
     pub instances: Vec<Instance>,
+    /// Active health checks `--health-check` sets on destinations.
+    pub health_checks: Vec<HealthCheckFlag>,
 }
 
 /// An instance of a Kubernetes service: `CLUSTER/NAMESPACE/SERVICE`.
@@ -269,6 +274,8 @@ struct Builder<'a> {
     access_mode: Option<AccessMode>,
     /// Local instances `--endpoint` declares: `(namespace, service)`.
     declared: BTreeSet<(String, String)>,
+    /// `--health-check` flags.
+    health_checks: Vec<HealthCheckFlag>,
 }
 
 impl<'a> Builder<'a> {
@@ -307,6 +314,7 @@ impl<'a> Builder<'a> {
                 .filter(|i| local.as_deref() == Some(i.cluster.as_str()))
                 .map(|i| (i.namespace.clone(), i.service.clone()))
                 .collect(),
+            health_checks: opts.health_checks.clone(),
             local,
         }
     }
