@@ -4,12 +4,13 @@
 //! `pathRegex` in a byte trie, so a request walks its path once and evaluates only the
 //! matches whose prefix it carries, whatever the number of rules.
 
+use std::hash::Hasher;
 use std::rc::Rc;
 
 use regex_lite::Regex;
 
 use crate::config::{AccessMode, ServiceAccountRef};
-use crate::hash::Map;
+use crate::hash::{Fnv, Map};
 use crate::matcher::{HeaderCondition, MethodSet, Request};
 use crate::regex::{regex_shape, RegexCache, RegexShape, REGEX_MAX_LEN};
 use crate::tail::TailMatcher;
@@ -155,6 +156,15 @@ pub fn path_test(pattern: &str, cache: &mut RegexCache) -> Result<(String, PathT
     })
 }
 
+/// FNV-1a of `namespace`, a NUL, `name`.
+fn account_hash(namespace: &str, name: &str) -> u64 {
+    let mut h = Fnv::default();
+    h.write(namespace.as_bytes());
+    h.write_u8(0);
+    h.write(name.as_bytes());
+    h.finish()
+}
+
 /// A compiled TrafficTarget.
 #[derive(Debug, Clone)]
 struct Grant {
@@ -186,8 +196,13 @@ impl DenyReason {
 #[derive(Debug, Clone, Default)]
 pub struct Authorizer {
     mode: AccessMode,
-    accounts: Map<String, Map<String, AccountId>>,
-    account_count: AccountId,
+    /// ServiceAccounts by [`account_hash`]: one hash and one probe per request. A hit is
+    /// checked against the names; accounts whose hashes collide are chained in `next`.
+    accounts: Map<u64, AccountId>,
+    /// `(namespace, name)` by id.
+    names: Vec<(String, String)>,
+    /// The next account with the same hash, by id.
+    next: Vec<Option<AccountId>>,
     index: MatchIndex,
     /// Per match id: the grants whose rules include it.
     grants_by_match: Vec<Vec<u32>>,
@@ -213,18 +228,25 @@ impl Authorizer {
         if let Some(id) = self.lookup(&sa.namespace, &sa.name) {
             return id;
         }
-        let id = self.account_count;
-        self.account_count += 1;
-        self.accounts
-            .entry(sa.namespace.clone())
-            .or_default()
-            .insert(sa.name.clone(), id);
+        let id = self.names.len() as AccountId;
+        self.names.push((sa.namespace.clone(), sa.name.clone()));
+        let same_hash = self
+            .accounts
+            .insert(account_hash(&sa.namespace, &sa.name), id);
+        self.next.push(same_hash);
         id
     }
 
     /// Looks a caller up; `None` when no rule or target mentions it.
     pub fn lookup(&self, namespace: &str, name: &str) -> Option<AccountId> {
-        self.accounts.get(namespace)?.get(name).copied()
+        let mut id = *self.accounts.get(&account_hash(namespace, name))?;
+        loop {
+            let (ns, n) = self.names.get(id as usize)?;
+            if ns == namespace && n == name {
+                return Some(id);
+            }
+            id = (*self.next.get(id as usize)?)?;
+        }
     }
 
     /// Adds a compiled match to the index; returns its id.
@@ -320,6 +342,23 @@ mod tests {
             path,
             headers,
         }
+    }
+
+    #[test]
+    fn accounts_are_interned_once_and_found_by_both_names() {
+        let mut a = Authorizer::new(AccessMode::Enforce);
+        let ids: Vec<AccountId> = (0..500)
+            .map(|i| a.account(&sa(&format!("ns{}", i % 7), &format!("sa{i}"))))
+            .collect();
+        assert_eq!(ids, (0..500).collect::<Vec<_>>());
+        assert_eq!(a.account(&sa("ns3", "sa10")), 10);
+        for i in 0..500 {
+            let (ns, name) = (format!("ns{}", i % 7), format!("sa{i}"));
+            assert_eq!(a.lookup(&ns, &name), Some(i), "{ns}/{name}");
+        }
+        assert_eq!(a.lookup("ns0", "sa1"), None);
+        assert_eq!(a.lookup("ns0sa", "0"), None);
+        assert_eq!(a.lookup("", ""), None);
     }
 
     #[test]

@@ -54,6 +54,28 @@ pub fn parse_header_map(buf: &[u8]) -> Option<Vec<Header<'_>>> {
     Some(headers)
 }
 
+/// The first value of header `name` (exact, lower-case) in a serialized header map,
+/// found without building the list of headers; `None` also for a malformed buffer.
+pub fn find_in_header_map<'a>(buf: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = buf.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let count = u32_at(0)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    for i in 0..count {
+        let name_len = u32_at(4 + i * 8)?;
+        let value_len = u32_at(8 + i * 8)?;
+        let at = data;
+        let value_at = at.checked_add(name_len)?.checked_add(1)?;
+        data = value_at.checked_add(value_len)?.checked_add(1)?;
+        if buf.get(at..at + name_len)? == name.as_bytes() {
+            return buf.get(value_at..value_at + value_len);
+        }
+    }
+    None
+}
+
 /// Serializes headers in the proxy-wasm map format [`parse_header_map`] reads.
 pub fn serialize_header_map(headers: &[Header<'_>]) -> Vec<u8> {
     let data: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
@@ -131,5 +153,25 @@ mod tests {
         );
         assert_eq!(serialize_header_map(&[]), 0u32.to_le_bytes());
         assert_eq!(parse_header_map(&[0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn finding_one_header_in_the_map() {
+        let buf = serialize(&[
+            (b":status", b"503"),
+            (b"x-bin", &[0xff, 0x00]),
+            (b"server", b"envoy"),
+            (b"server", b"second"),
+        ]);
+        assert_eq!(find_in_header_map(&buf, ":status"), Some(&b"503"[..]));
+        assert_eq!(find_in_header_map(&buf, "server"), Some(&b"envoy"[..]));
+        assert_eq!(find_in_header_map(&buf, "absent"), None);
+        assert_eq!(find_in_header_map(&[], ":status"), None);
+        for cut in 0..buf.len() {
+            // Truncated buffers never panic, and never yield a value cut short.
+            if let Some(v) = find_in_header_map(&buf[..cut], "server") {
+                assert_eq!(v, b"envoy");
+            }
+        }
     }
 }

@@ -19,40 +19,51 @@ pub struct Identity<'a> {
 ///
 /// Returns `None` for anything else, including empty segments.
 pub fn parse(raw: &str) -> Option<Identity<'_>> {
-    let raw = raw.trim();
+    // Byte scans, not `split`: this runs on every authorized request.
+    let raw = raw.trim_ascii();
     if let Some(rest) = raw.strip_prefix("spiffe://") {
-        let (trust_domain, path) = rest.split_once('/')?;
-        let mut segments = path.split('/');
-        let parsed = match (
-            segments.next(),
-            segments.next(),
-            segments.next(),
-            segments.next(),
-        ) {
-            (Some("ns"), Some(namespace), Some("sa"), Some(service_account)) => Identity {
+        let (trust_domain, path) = split_at_byte(rest, b'/')?;
+        let (first, path) = split_at_byte(path, b'/')?;
+        let parsed = match split_at_byte(path, b'/') {
+            // `<td>/ns/<ns>/sa/<sa>`: exactly four segments.
+            Some((namespace, rest)) if first == "ns" => {
+                let service_account = rest.strip_prefix("sa/")?;
+                if service_account.contains('/') {
+                    return None;
+                }
+                Identity {
+                    trust_domain,
+                    namespace,
+                    service_account,
+                }
+            }
+            Some(_) => return None,
+            // `<td>/<sa>/<ns>`.
+            None => Identity {
                 trust_domain,
-                namespace,
-                service_account,
+                namespace: path,
+                service_account: first,
             },
-            (Some(service_account), Some(namespace), None, None) => Identity {
-                trust_domain,
-                namespace,
-                service_account,
-            },
-            _ => return None,
         };
-        return (segments.next().is_none() && parsed.is_complete()).then_some(parsed);
+        return parsed.is_complete().then_some(parsed);
     }
-    if raw.contains(['/', ':', ' ']) {
+    if raw.bytes().any(|b| matches!(b, b'/' | b':' | b' ')) {
         return None;
     }
-    let mut parts = raw.splitn(3, '.');
+    let (service_account, rest) = split_at_byte(raw, b'.')?;
+    let (namespace, trust_domain) = split_at_byte(rest, b'.')?;
     let parsed = Identity {
-        service_account: parts.next()?,
-        namespace: parts.next()?,
-        trust_domain: parts.next()?,
+        trust_domain,
+        namespace,
+        service_account,
     };
     parsed.is_complete().then_some(parsed)
+}
+
+/// `s` split around the first `sep` (an ASCII byte), without it.
+fn split_at_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
 impl Identity<'_> {
@@ -95,6 +106,11 @@ mod tests {
     }
 
     #[test]
+    fn surrounding_whitespace_is_ignored() {
+        assert_eq!(parse(" spiffe://td/ns/n/sa/s\t"), id("td", "n", "s"));
+    }
+
+    #[test]
     fn common_name_form() {
         assert_eq!(
             parse("curl.curl.cluster.local"),
@@ -115,6 +131,10 @@ mod tests {
             "curl.curl",
             "a..b",
             "http://x/y",
+            "spiffe://td/ns/a/sb/b",
+            "spiffe://td/xs/a/sa/b",
+            "spiffe://td//b",
+            "spiffe://td/a/",
         ] {
             assert_eq!(parse(bad), None, "{bad:?} must not parse");
         }

@@ -15,8 +15,10 @@
 //!   its shared table; [`probe`]: active health checks;
 //! - [`decision`]: the routing decision; [`replay`]: sending a failed request to the next
 //!   target; [`engine`]: each callback's [`outcome`];
-//!   [`stats`]: every stat, in one list.
+//!   [`stats`]: every stat, in one list;
+//! - [`allocator`]: the heap allocator the `.wasm` runs on.
 
+pub mod allocator;
 pub mod authorizer;
 pub mod balancer;
 pub mod config;

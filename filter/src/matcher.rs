@@ -54,18 +54,27 @@ pub fn path_without_query(path: &str) -> &str {
 /// Normalizes an `:authority` for host matching: drops the port (also after an IPv6
 /// literal), a trailing dot, and lower-cases. Uses `buf` only when lower-casing is needed.
 pub fn normalize_host<'a>(authority: &'a str, buf: &'a mut String) -> &'a str {
-    let host = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => &authority[..=end],
-            None => authority,
+    let bytes = authority.as_bytes();
+    let mut end = bytes.len();
+    if bytes.first() == Some(&b'[') {
+        if let Some(close) = bytes.iter().position(|&b| b == b']') {
+            end = close + 1;
         }
     } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
+        // A `:port` of digits (or none) after the last colon.
+        let digits = bytes
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if end > digits && bytes[end - digits - 1] == b':' {
+            end -= digits + 1;
         }
-    };
-    let host = host.strip_suffix('.').unwrap_or(host);
+    }
+    if end > 0 && bytes[end - 1] == b'.' {
+        end -= 1;
+    }
+    let host = authority.get(..end).unwrap_or(authority);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         buf.clear();
         buf.push_str(host);
@@ -356,6 +365,19 @@ mod tests {
         assert_eq!(normalize_host("", &mut buf), "");
         let mut buf = String::new();
         assert_eq!(normalize_host("a:b:c", &mut buf), "a:b:c");
+        for (authority, host) in [
+            ("host:", "host"),
+            ("host.:443", "host"),
+            ("1234", "1234"),
+            ("a:b:80", "a:b"),
+            ("[::1", "[::1"),
+            (":80", ""),
+            (".", ""),
+            ("h:8x", "h:8x"),
+        ] {
+            let mut buf = String::new();
+            assert_eq!(normalize_host(authority, &mut buf), host, "{authority}");
+        }
     }
 
     #[test]
