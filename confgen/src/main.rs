@@ -92,6 +92,11 @@ struct Common {
     /// (DESTINATION as `explain` names it, e.g. `bookinfo/reviews`).
     #[arg(long = "health-check", value_name = "SPEC")]
     health_checks: Vec<HealthCheckFlag>,
+    /// Have the filter call `clear_route_cache` after choosing a cluster, for a host that
+    /// does not match the route again on its own when a filter changes request headers
+    /// (Envoy and Istio's proxies do: the default leaves it to them).
+    #[arg(long)]
+    clear_route_cache: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -270,6 +275,7 @@ fn options(c: &Common) -> Result<Options, Error> {
         }),
         instances: Vec::new(),
         health_checks: c.health_checks.clone(),
+        clear_route_cache: c.clear_route_cache,
     })
 }
 

@@ -537,3 +537,17 @@ fn health_check_flags_probe_a_destination_with_probation_or_name_the_destination
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("interval: expected a duration"), "{err}");
 }
+
+#[test]
+fn the_route_cache_is_left_to_envoy_unless_asked() {
+    let config = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["config", "-f", "-"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&stdout_of(run_with_stdin(&all, TP))).unwrap()
+    };
+    assert_eq!(config(&[])["clear_route_cache"], false);
+    // The filter's default (true) is not written.
+    assert!(config(&["--clear-route-cache"])
+        .get("clear_route_cache")
+        .is_none());
+}

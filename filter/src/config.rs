@@ -27,6 +27,13 @@ pub struct PluginConfig {
     /// incoming requests too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_header: Option<String>,
+    /// Whether the filter asks the host to match the route again after setting the cluster
+    /// header (the `clear_route_cache` foreign function). Default true. `false` leaves it
+    /// to the host: Envoy clears the route cache itself when a filter of ABI 0.2.1 (this
+    /// one) changes request headers; `xcluster-gen` writes `false` for the Envoy and Istio
+    /// outputs it tests, which saves a second route match per request.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub clear_route_cache: bool,
     /// Where this gateway runs. Missing fields fall back to Envoy's node properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalConfig>,
@@ -49,6 +56,14 @@ pub struct PluginConfig {
     /// Destinations (global services / virtual destinations) the routes point to.
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The gateway's own cluster and locality.

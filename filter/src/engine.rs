@@ -19,7 +19,7 @@ use crate::config::PathNormalization;
 use crate::decision::{decide, decide_excluding, describe, Access, Decision, Host, ReplyReason};
 use crate::header_map::{as_str, header, parse_header_map, Header};
 use crate::health::{self, Outliers, SharedStore};
-use crate::matcher::{path_without_query, Request};
+use crate::matcher::{normalize_host, path_without_query, Request};
 use crate::outcome::{
     Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ProbeCall, ProbeResult, ReplayCall,
     ReplayResult, RequestOutcome, ResponseOutcome, TickOutcome,
@@ -272,25 +272,26 @@ impl Engine {
     ) -> RequestOutcome<'a> {
         let policy = &self.policy;
         let mut out = RequestOutcome::default();
-        for own in [
-            Some(&policy.cluster_header),
-            policy.decision_header.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if header(headers, own).is_some() {
-                out.headers.push(HeaderOp::Remove(own));
-            }
+        let line = RequestLine::read(headers, policy);
+        if line.cluster_header {
+            out.headers.push(HeaderOp::Remove(&policy.cluster_header));
         }
-        let (method, authority) = (pseudo(headers, ":method"), pseudo(headers, ":authority"));
+        if let (true, Some(h)) = (line.decision_header, &policy.decision_header) {
+            out.headers.push(HeaderOp::Remove(h));
+        }
         // The path decided on: the request's, or in `normalize` mode its resolved form.
-        let raw = pseudo(headers, ":path");
-        let (path, issue) = self.resolve_path(raw);
+        let raw = line.path;
+        let (path, path_len, issue) = self.resolve_path(raw);
         let rewrite_path = matches!(path, Cow::Owned(_));
         let path = path.as_ref();
         let mut host_buf = String::new();
-        let req = Request::new(method, authority, path, headers, &mut host_buf);
+        let req = Request {
+            method: line.method,
+            host: normalize_host(line.authority, &mut host_buf),
+            path: path.get(..path_len).unwrap_or(path),
+            headers,
+        };
+        let method = line.method;
         if let Some(issue) = issue {
             if let Some(reply) = self.reject_path(&req, raw, issue, headers, &mut out) {
                 out.reply = Some(reply);
@@ -346,8 +347,9 @@ impl Engine {
                         .push(HeaderOp::Set(":path", Cow::Owned(path.to_owned()))),
                     None => {}
                 }
-                // Envoy picks the route before this filter runs: make it look again.
-                out.clear_route_cache = true;
+                // Envoy picks the route before this filter runs: make it look again (or
+                // leave that to a host that does it on a header change).
+                out.clear_route_cache = policy.clear_route_cache;
                 let (d, t) = (destination as u32, target as u32);
                 out.stats.push(Stat::Target(TargetStat::Routed, d, t));
                 if let Access::DryRunDenied(reason) = access {
@@ -508,11 +510,12 @@ impl Engine {
         }
         let policy = &self.policy;
         let saved = parse_header_map(replay.header_bytes())?;
-        let (method, authority) = (pseudo(&saved, ":method"), pseudo(&saved, ":authority"));
-        let (path, issue) = self.resolve_path(pseudo(&saved, ":path"));
+        let line = RequestLine::read(&saved, policy);
+        let (path, _, issue) = self.resolve_path(line.path);
         if issue.is_some() {
             return None;
         }
+        let (method, authority) = (line.method, line.authority);
         let mut host_buf = String::new();
         let req = Request::new(method, authority, &path, &saved, &mut host_buf);
         let outliers = self.outliers.try_borrow().ok()?;
@@ -638,19 +641,21 @@ impl Engine {
     }
 
     /// The path to decide on: `raw`, or in `normalize` mode the path an upstream would
-    /// resolve it to (query kept); and why `raw` has no normal form, if it has none.
-    fn resolve_path<'p>(&self, raw: &'p str) -> (Cow<'p, str>, Option<PathIssue>) {
+    /// resolve it to (query kept), with the length of its part before the query; and why
+    /// `raw` has no normal form, if it has none.
+    fn resolve_path<'p>(&self, raw: &'p str) -> (Cow<'p, str>, usize, Option<PathIssue>) {
         let without_query = path_without_query(raw);
         let Some(issue) = path::check(without_query) else {
-            return (Cow::Borrowed(raw), None);
+            return (Cow::Borrowed(raw), without_query.len(), None);
         };
         if self.policy.path_normalization == PathNormalization::Normalize {
             let normal = path::normalize(without_query);
             if path::check(&normal).is_none() {
-                return (Cow::Owned(normal + &raw[without_query.len()..]), None);
+                let len = normal.len();
+                return (Cow::Owned(normal + &raw[without_query.len()..]), len, None);
             }
         }
-        (Cow::Borrowed(raw), Some(issue))
+        (Cow::Borrowed(raw), without_query.len(), Some(issue))
     }
 
     /// The 400 for a path not in normal form that a route would take, on its own path or
@@ -768,13 +773,50 @@ fn caller<'a>(
     }
 }
 
-/// The value of pseudo-header `name`, or empty.
-fn pseudo<'a>(headers: &[Header<'a>], name: &str) -> &'a str {
-    headers
-        .iter()
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| as_str(v))
-        .unwrap_or("")
+/// What one pass over the request headers finds: the pseudo-headers the decision needs
+/// (empty when absent or not UTF-8) and whether the filter's own headers came in.
+struct RequestLine<'a> {
+    method: &'a str,
+    authority: &'a str,
+    path: &'a str,
+    cluster_header: bool,
+    decision_header: bool,
+}
+
+impl<'a> RequestLine<'a> {
+    fn read(headers: &[Header<'a>], policy: &Policy) -> Self {
+        let mut pseudo: [Option<&'a str>; 3] = [None; 3];
+        let (mut cluster_header, mut decision_header) = (false, false);
+        for &(name, value) in headers {
+            if name.starts_with(':') {
+                let slot = match name {
+                    ":method" => 0,
+                    ":authority" => 1,
+                    ":path" => 2,
+                    _ => continue,
+                };
+                if pseudo[slot].is_none() {
+                    pseudo[slot] = Some(as_str(value).unwrap_or(""));
+                }
+            } else if name.eq_ignore_ascii_case(&policy.cluster_header) {
+                cluster_header = true;
+            } else if policy
+                .decision_header
+                .as_ref()
+                .is_some_and(|h| name.eq_ignore_ascii_case(h))
+            {
+                decision_header = true;
+            }
+        }
+        let [method, authority, path] = pseudo.map(|v| v.unwrap_or(""));
+        Self {
+            method,
+            authority,
+            path,
+            cluster_header,
+            decision_header,
+        }
+    }
 }
 
 /// `prefix` + `path`, without doubling the `/` between them.

@@ -184,6 +184,8 @@ pub struct Policy {
     pub cluster_header: String,
     /// Optional decision header (response).
     pub decision_header: Option<String>,
+    /// Whether a forwarded request asks the host to match its route again.
+    pub clear_route_cache: bool,
     /// Treatment of unmatched requests.
     pub unmatched: Unmatched,
     /// Treatment of paths not in normal form.
@@ -301,6 +303,7 @@ impl Policy {
         Ok(Self {
             cluster_header,
             decision_header,
+            clear_route_cache: config.clear_route_cache,
             unmatched: config.unmatched,
             path_normalization: config.path_normalization,
             identity: IdentitySource {

@@ -212,6 +212,20 @@ fn target_rewrites_authority_and_path_prefix() {
 }
 
 #[test]
+fn clear_route_cache_false_leaves_the_route_match_to_the_host() {
+    let host = new_host();
+    let cfg = config(
+        vec![target("a", "c1", "ns/a")],
+        json!({"clear_route_cache": false}),
+    );
+    let vm = start(&host, &cfg);
+    let (s, action) = send(&vm, &get("/x", &[]), None);
+    assert_eq!(action, Action::Continue);
+    assert_eq!(routed(&s).as_deref(), Some("a"));
+    assert_eq!(s.route_cache_cleared(), 0);
+}
+
+#[test]
 fn a_missing_clear_route_cache_is_ignored() {
     let host = new_host();
     host.remove_foreign_function("clear_route_cache");

@@ -41,3 +41,24 @@ fn forged_cluster_header_cannot_steer() {
 
     assert_eq!(gw.clusters[2].served(), 0, "cluster-3 was steered to");
 }
+
+/// With `clear_route_cache: false` the filter leaves matching the route again to Envoy,
+/// which does it itself when a filter of ABI 0.2.1 changes request headers: the route's
+/// `cluster_header` still reads the filter's choice, never the client's.
+#[test]
+fn routing_rematches_when_the_host_clears_the_route_cache() {
+    let mut config = FAILOVER.value();
+    config["clear_route_cache"] = false.into();
+    let gw = Gateway::start(
+        "steering-host-clears",
+        vec![Listener::plain(FAILOVER.name, &config)],
+    )
+    .unwrap();
+    let mut client = gw.client(FAILOVER.name);
+    let forged = [(DEFAULT_CLUSTER_HEADER, "cluster-3")];
+    let tally = Tally::collect(50, || client.request("GET", HTTPBIN_HOST, "/", &forged));
+    assert_eq!(tally.outcomes(), ["cluster-2"], "{tally}");
+    let tally = Tally::collect(20, || client.request("GET", HTTPBIN_HOST, "/", &[]));
+    assert_eq!(tally.outcomes(), ["cluster-2"], "{tally}");
+    assert_eq!(gw.clusters[2].served(), 0, "cluster-3 was steered to");
+}

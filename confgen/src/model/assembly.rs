@@ -166,6 +166,7 @@ impl Builder<'_> {
                 version: CONFIG_VERSION,
                 cluster_header: Some(DEFAULT_CLUSTER_HEADER.to_string()),
                 decision_header: None,
+                clear_route_cache: self.clear_route_cache,
                 local,
                 unmatched: Default::default(),
                 path_normalization: Default::default(),

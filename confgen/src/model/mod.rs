@@ -63,6 +63,9 @@ pub struct Options {
     pub instances: Vec<Instance>,
     /// Active health checks `--health-check` sets on destinations.
     pub health_checks: Vec<HealthCheckFlag>,
+    /// Whether the filter calls `clear_route_cache` itself (`--clear-route-cache`); by
+    /// default it leaves matching the route again to Envoy.
+    pub clear_route_cache: bool,
 }
 
 /// An instance of a Kubernetes service: `CLUSTER/NAMESPACE/SERVICE`.
@@ -276,6 +279,8 @@ struct Builder<'a> {
     declared: BTreeSet<(String, String)>,
     /// `--health-check` flags.
     health_checks: Vec<HealthCheckFlag>,
+    /// `--clear-route-cache`.
+    clear_route_cache: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -315,6 +320,7 @@ impl<'a> Builder<'a> {
                 .map(|i| (i.namespace.clone(), i.service.clone()))
                 .collect(),
             health_checks: opts.health_checks.clone(),
+            clear_route_cache: opts.clear_route_cache,
             local,
         }
     }
