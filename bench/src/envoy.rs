@@ -175,9 +175,19 @@ impl PinnedEnvoy {
     /// --concurrency 1` and waits (bounded) until it is ready; its listener is the
     /// bootstrap's first.
     pub fn start(dir: &Path, bootstrap: &Value, cpu: u32) -> io::Result<Self> {
+        Self::start_workers(dir, bootstrap, cpu, 1)
+    }
+
+    /// [`PinnedEnvoy::start`] with `workers` worker threads (`--concurrency`), all on `cpu`.
+    pub fn start_workers(
+        dir: &Path,
+        bootstrap: &Value,
+        cpu: u32,
+        workers: u32,
+    ) -> io::Result<Self> {
         let options = Options {
             dir: dir.to_path_buf(),
-            concurrency: 1,
+            concurrency: workers,
             cpu: Some(cpu),
             keep_files: true,
         };

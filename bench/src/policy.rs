@@ -19,10 +19,11 @@
 
 use serde_json::{json, Value};
 use xcluster_filter::config::{
-    AccessConfig, AccessMode, DestinationConfig, HttpMatchConfig, IdentityConfig, LbPolicy,
-    LocalityConfig, OutlierDetectionConfig, PathNormalization, PluginConfig, RouteConfig,
-    RouteGroupConfig, RouteMatchConfig, ServiceAccountRef, TargetConfig, TrafficRuleConfig,
-    TrafficTargetConfig, Unmatched, CONFIG_VERSION,
+    AccessConfig, AccessMode, DestinationConfig, HealthCheckConfig, HttpMatchConfig,
+    IdentityConfig, LbPolicy, LocalityConfig, OutlierDetectionConfig, PathNormalization,
+    PluginConfig, ReplayConfig, RouteConfig, RouteGroupConfig, RouteMatchConfig, ServiceAccountRef,
+    SlowStartConfig, TargetConfig, TrafficRuleConfig, TrafficTargetConfig, Unmatched,
+    CONFIG_VERSION,
 };
 
 /// The request header that carries the caller identity in both arms.
@@ -30,6 +31,9 @@ pub const CALLER_HEADER: &str = "x-caller";
 
 /// The allowed caller's identity (SPIFFE form of `bench/client`).
 pub const CALLER: &str = "spiffe://cluster.local/ns/bench/sa/client";
+
+/// The path arm (d)'s active health checks probe (the upstream answers every path 200).
+pub const HEALTH_PATH: &str = "/healthz";
 
 /// A path that no rule allows.
 pub const DENIED_PATH: &str = "/nomatch/api/v2/items/42";
@@ -131,7 +135,9 @@ fn account(name: &str) -> ServiceAccountRef {
 /// xcluster's plugin config for `n` rules: access `enforce` with the caller identity from
 /// [`CALLER_HEADER`], the rules as HTTPRouteGroup matches ([`MATCHES_PER_GROUP`] per
 /// group), one TrafficTarget `bench/client` → `bench/server` covering every group, and one
-/// route to a destination with the [`TARGETS`] split and outlier detection (defaults).
+/// route to a destination with the [`TARGETS`] split, as `xcluster-gen` writes it for
+/// users: outlier detection, replay on failure and active health checks of
+/// [`HEALTH_PATH`] (defaults), and the 30 s slow start.
 /// With `n == 0` access is permissive and there are no groups.
 pub fn xcluster_config(n: usize) -> PluginConfig {
     let rules = rules(n);
@@ -188,6 +194,8 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
         version: CONFIG_VERSION,
         cluster_header: None,
         decision_header: None,
+        // As `xcluster-gen` writes it: Envoy matches the route again itself.
+        clear_route_cache: false,
         local: None,
         unmatched: Unmatched::Pass,
         path_normalization: PathNormalization::Reject,
@@ -208,7 +216,7 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             name: "bench".into(),
             route_match: RouteMatchConfig::default(),
             destination: "server".into(),
-            replay: None,
+            replay: Some(ReplayConfig::default()),
         }],
         destinations: vec![DestinationConfig {
             name: "server".into(),
@@ -216,8 +224,18 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
             policy: LbPolicy::ActiveActive,
             sticky: None,
             outlier_detection: Some(OutlierDetectionConfig::default()),
-            slow_start: None,
-            health_check: None,
+            slow_start: Some(SlowStartConfig {
+                window_ms: 30_000,
+                min_weight_percent: 10,
+            }),
+            health_check: Some(HealthCheckConfig {
+                path: HEALTH_PATH.into(),
+                interval_ms: 5_000,
+                timeout_ms: 1_000,
+                healthy_threshold: 2,
+                unhealthy_threshold: 3,
+                expected_statuses: vec![200],
+            }),
             targets,
         }],
     }
@@ -266,7 +284,16 @@ pub fn weighted_route() -> Value {
         .iter()
         .map(|(name, weight)| json!({ "name": name, "weight": weight }))
         .collect();
-    json!({ "weighted_clusters": { "clusters": clusters } })
+    let replay = ReplayConfig::default();
+    json!({
+        "weighted_clusters": { "clusters": clusters },
+        // What xcluster's replay does: further attempts of a failed request.
+        "retry_policy": {
+            "retry_on": "connect-failure,reset,retriable-status-codes",
+            "retriable_status_codes": replay.statuses,
+            "num_retries": replay.attempts
+        }
+    })
 }
 
 /// Envoy's passive outlier detection with xcluster's defaults, for the native arm's
@@ -342,6 +369,10 @@ mod tests {
             .map(|t| t.weight)
             .collect();
         assert_eq!(weights, vec![75, 15, 10]);
+        assert!(config.routes[0].replay.is_some());
+        let dest = &config.destinations[0];
+        assert_eq!(dest.health_check.as_ref().unwrap().path, HEALTH_PATH);
+        assert!(dest.outlier_detection.is_some() && dest.slow_start.is_some());
         let json = serde_json::to_vec(&config).unwrap();
         let locality = Default::default();
         xcluster_filter::policy::Policy::from_json(&json, &locality).unwrap();
@@ -392,5 +423,6 @@ mod tests {
             .map(|c| c["weight"].as_u64().unwrap())
             .collect();
         assert_eq!(w, vec![75, 15, 10]);
+        assert_eq!(route["retry_policy"]["num_retries"], 2);
     }
 }

@@ -146,6 +146,18 @@ pub struct Memory {
     pub rss_after_load_kib: u64,
 }
 
+/// Envoy's resident memory with a given number of workers, once ready (every worker has
+/// its own wasm VM and a compiled copy of the policy).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerMemory {
+    /// Arm id.
+    pub arm: String,
+    /// `--concurrency`.
+    pub workers: u32,
+    /// VmRSS once ready, KiB.
+    pub rss_kib: u64,
+}
+
 /// How long an arm's Envoy took to start (config load included).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Startup {
@@ -204,6 +216,13 @@ pub struct Results {
     pub ratios: Vec<Ratio>,
     /// Memory.
     pub memory: Vec<Memory>,
+    /// Memory of the largest policy's arms by number of workers.
+    #[serde(default)]
+    pub workers: Vec<WorkerMemory>,
+    /// Where xcluster's CPU per allowed request falls below native's: the policy size
+    /// (log-linear between the measured points bracketing it), if it does.
+    #[serde(default)]
+    pub crossover_rules: Option<f64>,
     /// Startup / config load in Envoy.
     pub startup: Vec<Startup>,
     /// Weighted split as observed by Envoy.
@@ -226,6 +245,18 @@ impl Results {
     /// The result of `arm` and `kind`.
     pub fn arm(&self, arm: &str, kind: RequestKind) -> Option<&ArmResult> {
         self.arms.iter().find(|a| a.arm == arm && a.kind == kind)
+    }
+
+    /// What each worker beyond the first adds to `arm`'s VmRSS with `workers` workers, MiB.
+    pub fn extra_worker_mib(&self, arm: &str, workers: u32) -> Option<f64> {
+        let rss = |n: u32| {
+            self.workers
+                .iter()
+                .find(|w| w.arm == arm && w.workers == n)
+                .map(|w| w.rss_kib as f64)
+        };
+        (workers > 1).then_some(())?;
+        Some((rss(workers)? - rss(1)?) / f64::from(workers - 1) / 1024.0)
     }
 }
 
@@ -301,10 +332,13 @@ pub fn markdown(r: &Results, closing: &str) -> String {
         "Arms: (a) Envoy with no filter routing to one upstream; (b) an empty proxy-wasm filter \
          (`bench/noop-filter`); (c) native Envoy: RBAC filter (one ALLOW policy: principal = \
          header `x-caller`, permissions = the rules' `url_path` exact / prefix / `safe_regex` and \
-         methods) + a route with `weighted_clusters` 75/15/10 + Envoy outlier detection on the \
-         three clusters; (d) xcluster with the same policy (`identity.trusted_header: x-caller`, \
-         access `enforce`, HTTPRouteGroups + one TrafficTarget, one destination with targets \
-         75/15/10 and outlier detection). All clusters point at the same upstream.\n"
+         methods) + a route with `weighted_clusters` 75/15/10 and a `retry_policy` (2 retries on \
+         connect failure, reset, 502/503/504) + Envoy outlier detection on the three clusters; \
+         (d) xcluster with the same policy as `xcluster-gen` writes it for users \
+         (`identity.trusted_header: x-caller`, access `enforce`, HTTPRouteGroups + one \
+         TrafficTarget, one destination with targets 75/15/10, outlier detection, replay of a \
+         failed GET, active health checks of `/healthz` every 5 s and a 30 s slow start). All \
+         clusters point at the same upstream.\n"
     );
     let _ = writeln!(
         m,
@@ -391,6 +425,24 @@ pub fn markdown(r: &Results, closing: &str) -> String {
             f(x.cpu_c_over_d, 3)
         );
     }
+    let _ = writeln!(
+        m,
+        "\n![Envoy CPU per request against rules, native and xcluster](benchmarks.svg)\n"
+    );
+    let _ = writeln!(
+        m,
+        "{}\n",
+        match r.crossover_rules {
+            Some(n) => format!(
+                "xcluster's CPU per allowed request falls below native's at about **{} rules** \
+                 (log-linear between the measured points around it).",
+                f(n, 0)
+            ),
+            None =>
+                "xcluster's CPU per allowed request stays above native's at every measured size."
+                    .to_string(),
+        }
+    );
     if !r.split.is_empty() {
         let _ = writeln!(
             m,
@@ -493,6 +545,32 @@ pub fn markdown(r: &Results, closing: &str) -> String {
             f(x.rss_ready_kib as f64 / 1024.0, 1),
             f(x.rss_after_load_kib as f64 / 1024.0, 1)
         );
+    }
+    if !r.workers.is_empty() {
+        let _ = writeln!(
+            m,
+            "\nBy workers (`--concurrency`, all pinned to CPU {}), once ready; each worker runs \
+             its own wasm VM with its own compiled policy:\n",
+            s.envoy_cpu
+        );
+        let _ = writeln!(
+            m,
+            "| arm | workers | VmRSS (MiB) | per extra worker (MiB) |"
+        );
+        let _ = writeln!(m, "|---|---:|---:|---:|");
+        for w in &r.workers {
+            let extra = r
+                .extra_worker_mib(&w.arm, w.workers)
+                .map_or("-".to_string(), |x| f(x, 1));
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} |",
+                w.arm,
+                w.workers,
+                f(w.rss_kib as f64 / 1024.0, 1),
+                extra
+            );
+        }
     }
     let _ = writeln!(
         m,

@@ -8,7 +8,9 @@
 //! - `set_header`: set request header `x-xcluster-cluster: c0`;
 //! - `clear_route_cache`: call the foreign function `clear_route_cache`;
 //! - `metric`: increment a counter;
-//! - `status`: read the response `:status`;
+//! - `status`: read the response `:status` (`proxy_get_header_map_value`);
+//! - `response_headers`: read the whole response header map, the alternative to `status`
+//!   (xcluster's way);
 //! - `log`: log one info line.
 //!
 //! Unknown names fail the configuration. Build: `cargo build -p xcluster-bench-probe
@@ -39,6 +41,21 @@ mod filter {
         ) -> Status;
     }
 
+    /// Reads a whole header map (`proxy_get_header_map_pairs`) and frees it.
+    fn read_map(map: MapType) {
+        let mut data: *mut u8 = null_mut();
+        let mut size = 0usize;
+        // SAFETY: the host hands over a buffer it allocated with
+        // `proxy_on_memory_allocate` (exactly `size` bytes); we free it at once.
+        unsafe {
+            if let Status::Ok = proxy_get_header_map_pairs(map, &mut data, &mut size) {
+                if !data.is_null() {
+                    drop(Vec::from_raw_parts(data, size, size));
+                }
+            }
+        }
+    }
+
     /// Which calls to make.
     #[derive(Default, Clone, Copy)]
     struct Calls {
@@ -48,6 +65,7 @@ mod filter {
         clear_route_cache: bool,
         metric: Option<u32>,
         status: bool,
+        response_headers: bool,
         log: bool,
     }
 
@@ -77,6 +95,7 @@ mod filter {
                             hostcalls::define_metric(MetricType::Counter, "probe.requests").ok()
                     }
                     "status" => calls.status = true,
+                    "response_headers" => calls.response_headers = true,
                     "log" => calls.log = true,
                     other => {
                         log::error!("probe: unknown host call {other:?}");
@@ -109,21 +128,7 @@ mod filter {
         fn on_http_request_headers(&mut self, _num_headers: usize, _eos: bool) -> Action {
             let c = *self.calls;
             if c.headers {
-                let mut data: *mut u8 = null_mut();
-                let mut size = 0usize;
-                // SAFETY: the host hands over a buffer it allocated with
-                // `proxy_on_memory_allocate` (exactly `size` bytes); we free it at once.
-                unsafe {
-                    if let Status::Ok = proxy_get_header_map_pairs(
-                        MapType::HttpRequestHeaders,
-                        &mut data,
-                        &mut size,
-                    ) {
-                        if !data.is_null() {
-                            drop(Vec::from_raw_parts(data, size, size));
-                        }
-                    }
-                }
+                read_map(MapType::HttpRequestHeaders);
             }
             if c.values {
                 for name in [":path", ":method", ":authority", "x-caller"] {
@@ -152,6 +157,9 @@ mod filter {
         fn on_http_response_headers(&mut self, _num_headers: usize, _eos: bool) -> Action {
             if self.calls.status {
                 let _ = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status");
+            }
+            if self.calls.response_headers {
+                read_map(MapType::HttpResponseHeaders);
             }
             Action::Continue
         }
