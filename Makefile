@@ -100,7 +100,7 @@ wrk:
 		$$s apt-get install -y wrk || { $$s apt-get update && $$s apt-get install -y wrk; }; }
 
 bench: setup wrk
-	$(CARGO) run -p xcluster-bench
+	$(CARGO) run -p xcluster-bench --bin xcluster-bench
 
 ## fuzz: coverage-guided fuzzing (libFuzzer, on the stable toolchain: the sanitizer-coverage
 ## flags cargo-fuzz would pass, no nightly) of the plugin config JSON, the ABI header map
