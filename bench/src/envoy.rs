@@ -31,6 +31,9 @@ pub enum Arm {
     Native(usize),
     /// (d) xcluster with this many rules (authorization, weighted split, outlier tracking).
     Xcluster(usize),
+    /// (e) arm (d) without replay and active health checks: what they cost on the happy
+    /// path.
+    XclusterNoFailover(usize),
     /// The probe filter making these host calls per request (its comma-separated config),
     /// one upstream cluster: prices the host calls xcluster makes.
     Probe(&'static str),
@@ -44,6 +47,7 @@ impl Arm {
             Arm::Noop => "b".into(),
             Arm::Native(n) => format!("c{n}"),
             Arm::Xcluster(n) => format!("d{n}"),
+            Arm::XclusterNoFailover(n) => format!("e{n}"),
             Arm::Probe(calls) => format!("p-{}", calls.replace(',', "+")),
         }
     }
@@ -55,6 +59,9 @@ impl Arm {
             Arm::Noop => "(b) empty wasm filter".into(),
             Arm::Native(n) => format!("(c) native RBAC + weighted_clusters, {n} rules"),
             Arm::Xcluster(n) => format!("(d) xcluster, {n} rules"),
+            Arm::XclusterNoFailover(n) => {
+                format!("(e) xcluster without replay and health checks, {n} rules")
+            }
             Arm::Probe(calls) => format!("probe filter: {}", calls.replace(',', " + ")),
         }
     }
@@ -63,7 +70,7 @@ impl Arm {
     pub fn rules(&self) -> usize {
         match self {
             Arm::Plain | Arm::Noop | Arm::Probe(_) => 0,
-            Arm::Native(n) | Arm::Xcluster(n) => *n,
+            Arm::Native(n) | Arm::Xcluster(n) | Arm::XclusterNoFailover(n) => *n,
         }
     }
 }
@@ -126,8 +133,12 @@ pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
             ),
             three(Some(policy::native_outlier_detection())),
         ),
-        Arm::Xcluster(n) => {
-            let config = serde_json::to_string(&policy::xcluster_config(n)).unwrap_or_default();
+        Arm::Xcluster(n) | Arm::XclusterNoFailover(n) => {
+            let mut config = policy::xcluster_config(n);
+            if matches!(arm, Arm::XclusterNoFailover(_)) {
+                policy::without_failover(&mut config);
+            }
+            let config = serde_json::to_string(&config).unwrap_or_default();
             let filter = WasmFilter::new("xcluster", module(&modules.xcluster), config);
             (
                 HttpConnectionManager::xcluster("bench", filter, DEFAULT_CLUSTER_HEADER),
@@ -357,6 +368,17 @@ mod tests {
             )
         );
         assert_eq!(filters(Arm::Xcluster(10)).1, 3);
+        let config = |arm| {
+            let b = bootstrap(arm, &modules(), up);
+            b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+                ["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(config(Arm::Xcluster(10)).contains("\"health_check\""));
+        assert!(!config(Arm::XclusterNoFailover(10)).contains("\"health_check\""));
+        assert!(!config(Arm::XclusterNoFailover(10)).contains("\"replay\""));
         assert_eq!(filters(Arm::Probe("headers,log")).1, 1);
         assert_eq!(Arm::Probe("headers,log").id(), "p-headers+log");
         let b = bootstrap(Arm::Xcluster(10), &modules(), up);

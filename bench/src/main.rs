@@ -171,6 +171,9 @@ fn main_arms(rules: &[usize], probes: bool) -> Vec<Arm> {
         arms.push(Arm::Native(n));
         arms.push(Arm::Xcluster(n));
     }
+    if let Some(&n) = rules.iter().min() {
+        arms.push(Arm::XclusterNoFailover(n));
+    }
     if probes {
         arms.extend(PROBES.iter().map(|p| Arm::Probe(p)));
     }
@@ -691,6 +694,14 @@ fn targets(r: &Results) -> Vec<Target> {
             ratio(probe_all, d_min),
             0.97,
         ),
+        Target {
+            name: format!(
+                "replay and active health checks on the happy path: Envoy CPU per request d÷e at {min_rules} rules (allowed)"
+            ),
+            value: ratio(d_min, cpu(r, &format!("e{min_rules}"), RequestKind::Allowed)),
+            bound: "≤ 1.02".into(),
+            met: ratio(d_min, cpu(r, &format!("e{min_rules}"), RequestKind::Allowed)) <= 1.02,
+        },
         Target {
             name: "crossover: rules from which d's CPU per allowed request is below c's".into(),
             value: r.crossover_rules.unwrap_or(f64::NAN),

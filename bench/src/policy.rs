@@ -241,6 +241,18 @@ pub fn xcluster_config(n: usize) -> PluginConfig {
     }
 }
 
+/// Removes replay and active health checks (and the slow start that comes with them)
+/// from a config of [`xcluster_config`]: arm (e).
+pub fn without_failover(config: &mut PluginConfig) {
+    for route in &mut config.routes {
+        route.replay = None;
+    }
+    for dest in &mut config.destinations {
+        dest.health_check = None;
+        dest.slow_start = None;
+    }
+}
+
 /// The native RBAC http filter for `n` rules: one ALLOW policy whose principal is
 /// [`CALLER_HEADER`] == [`CALLER`] and whose permissions are the rules (path and method).
 pub fn rbac_filter(n: usize) -> Value {

@@ -337,8 +337,9 @@ pub fn markdown(r: &Results, closing: &str) -> String {
          (d) xcluster with the same policy as `xcluster-gen` writes it for users \
          (`identity.trusted_header: x-caller`, access `enforce`, HTTPRouteGroups + one \
          TrafficTarget, one destination with targets 75/15/10, outlier detection, replay of a \
-         failed GET, active health checks of `/healthz` every 5 s and a 30 s slow start). All \
-         clusters point at the same upstream.\n"
+         failed GET, active health checks of `/healthz` every 5 s and a 30 s slow start); (e) \
+         arm (d) at the smallest size without replay, health checks and slow start, for what \
+         they cost on the happy path. All clusters point at the same upstream.\n"
     );
     let _ = writeln!(
         m,
