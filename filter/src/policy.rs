@@ -10,7 +10,7 @@ use crate::config::{
     PathMatchConfig, PathNormalization, PluginConfig, RouteConfig, SlowStartConfig, StickyConfig,
     TargetConfig, Unmatched, CONFIG_VERSION, DEFAULT_CLUSTER_HEADER,
 };
-use crate::hash::{hash_bytes, push_hex, Map};
+use crate::hash::{hash_bytes, Map};
 use crate::matcher::{
     HeaderCondition, HostPattern, MethodSet, PathCondition, Route, RouteTable, ValueCondition,
 };
@@ -363,7 +363,7 @@ fn compile_access(
     // Identical matches share one id.
     let mut groups: Map<&str, usize> = Map::default();
     let mut group_matches: Vec<Map<&str, usize>> = Vec::new();
-    let mut dedup: Map<String, u32> = Map::default();
+    let mut dedup: Map<Vec<u8>, u32> = Map::default();
     let mut regexes = RegexCache::default();
     for (g, group) in access.route_groups.iter().enumerate() {
         // Paths are built only for errors: a large policy has many thousands of matches.
@@ -470,22 +470,22 @@ fn compile_access(
 
 /// A key equal for matches with the same conditions (names aside): every part is
 /// tagged and length-prefixed, so different conditions never share a key.
-fn match_key(mat: &HttpMatchConfig) -> String {
-    fn push(key: &mut String, tag: char, part: &str) {
+fn match_key(mat: &HttpMatchConfig) -> Vec<u8> {
+    fn push(key: &mut Vec<u8>, tag: u8, part: &str) {
         key.push(tag);
-        push_hex(key, part.len() as u64, 8);
-        key.push_str(part);
+        key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        key.extend_from_slice(part.as_bytes());
     }
-    let mut key = String::new();
+    let mut key = Vec::new();
     if let Some(re) = &mat.path_regex {
-        push(&mut key, 'p', re);
+        push(&mut key, b'p', re);
     }
     for m in &mat.methods {
-        push(&mut key, 'm', m);
+        push(&mut key, b'm', m);
     }
     for (name, value) in &mat.headers {
-        push(&mut key, 'h', name);
-        push(&mut key, 'v', value);
+        push(&mut key, b'h', name);
+        push(&mut key, b'v', value);
     }
     key
 }
