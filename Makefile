@@ -94,7 +94,8 @@ demo: setup
 	$(CARGO) run -p xcluster-e2e --bin xcluster-demo
 
 ## bench: xcluster vs native Envoy (RBAC + weighted_clusters) and the empty wasm filter;
-## writes docs/benchmarks.md and bench/results.json (needs wrk, taskset, 2 CPUs; ~10 min)
+## writes docs/benchmarks.md, its chart docs/benchmarks.svg and bench/results.json (needs wrk, taskset,
+## 2 CPUs; ~14 min)
 wrk:
 	@command -v wrk >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$s apt-get install -y wrk || { $$s apt-get update && $$s apt-get install -y wrk; }; }

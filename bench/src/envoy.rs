@@ -258,6 +258,11 @@ impl PinnedEnvoy {
             .ok_or_else(|| io::Error::other(format!("cannot parse /proc/<pid>/stat: {stat}")))
     }
 
+    /// Every stat whose name contains `filter`, from the admin `/stats`.
+    pub fn stats(&self, filter: &str) -> io::Result<std::collections::HashMap<String, u64>> {
+        self.envoy.stats(filter)
+    }
+
     /// A counter from the admin `/stats` (0 when absent).
     pub fn counter(&self, name: &str) -> io::Result<u64> {
         let resp = Client::plain(self.admin).get(

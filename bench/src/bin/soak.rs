@@ -125,18 +125,9 @@ fn run(args: &Args) -> Result<Report, Error> {
         );
         samples.push(sample);
     }
-    let mut counters = Vec::new();
-    let dest = "wasmcustom.xcluster.dest.server";
-    for (target, _) in policy::TARGETS {
-        for stat in ["routed", "ejected"] {
-            let name = format!("{dest}.{stat}.{target}");
-            counters.push((name.clone(), gateway.counter(&name)?));
-        }
-    }
-    for stat in ["denied.not_allowed", "no_healthy"] {
-        let name = format!("{dest}.{stat}");
-        counters.push((name.clone(), gateway.counter(&name)?));
-    }
+    // The filter's stats (names carry their labels, `xcluster_requests_total.destination=…`).
+    let mut counters: Vec<(String, u64)> = gateway.stats("xcluster_")?.into_iter().collect();
+    counters.sort();
     let report = Report {
         requests,
         duration_s: start.elapsed().as_secs_f64(),
