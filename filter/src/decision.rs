@@ -451,7 +451,7 @@ mod tests {
         let mut seen = 0u64;
         for _ in 0..100 {
             let mut buf = String::new();
-            let req = Request::new("GET", "HTTPBIN.httpbin:8080", "/?q=1", &[], &mut buf);
+            let req = Request::new("GET", "HTTPBIN.httpbin:8080", "/", &[], &mut buf);
             if let Decision::Forward { target, .. } = decide(&p, &req, &mut h, &mut rng) {
                 seen |= 1 << target;
             }

@@ -19,7 +19,7 @@ use crate::config::PathNormalization;
 use crate::decision::{decide, decide_excluding, describe, Access, Decision, Host, ReplyReason};
 use crate::header_map::{as_str, header, parse_header_map, Header};
 use crate::health::{self, Outliers, SharedStore};
-use crate::matcher::{normalize_host, path_without_query, Request};
+use crate::matcher::{path_without_query, Request};
 use crate::outcome::{
     Caller, HeaderOp, LocalReply, LogEvent, Message, Observe, ProbeCall, ProbeResult, ReplayCall,
     ReplayResult, RequestOutcome, ResponseOutcome, TickOutcome,
@@ -285,13 +285,14 @@ impl Engine {
         let rewrite_path = matches!(path, Cow::Owned(_));
         let path = path.as_ref();
         let mut host_buf = String::new();
-        let req = Request {
-            method: line.method,
-            host: normalize_host(line.authority, &mut host_buf),
-            path: path.get(..path_len).unwrap_or(path),
+        let without_query = path.get(..path_len).unwrap_or(path);
+        let req = Request::new(
+            line.method,
+            line.authority,
+            without_query,
             headers,
-        };
-        let method = line.method;
+            &mut host_buf,
+        );
         if let Some(issue) = issue {
             if let Some(reply) = self.reject_path(&req, raw, issue, headers, &mut out) {
                 out.reply = Some(reply);
@@ -369,7 +370,7 @@ impl Engine {
                 }
                 let replay = policy.replays[route]
                     .as_ref()
-                    .is_some_and(|r| r.replays(method));
+                    .is_some_and(|r| r.replays(line.method));
                 out.observe = Some(Observe {
                     decision,
                     status: dest.outlier_detection.is_some() || replay,
@@ -511,13 +512,19 @@ impl Engine {
         let policy = &self.policy;
         let saved = parse_header_map(replay.header_bytes())?;
         let line = RequestLine::read(&saved, policy);
-        let (path, _, issue) = self.resolve_path(line.path);
+        let (path, path_len, issue) = self.resolve_path(line.path);
         if issue.is_some() {
             return None;
         }
-        let (method, authority) = (line.method, line.authority);
         let mut host_buf = String::new();
-        let req = Request::new(method, authority, &path, &saved, &mut host_buf);
+        let without_query = path.get(..path_len).unwrap_or(&path);
+        let req = Request::new(
+            line.method,
+            line.authority,
+            without_query,
+            &saved,
+            &mut host_buf,
+        );
         let outliers = self.outliers.try_borrow().ok()?;
         let active = self.health.try_borrow().ok()?;
         let ramps = self.ramps.try_borrow().ok()?;
@@ -556,7 +563,7 @@ impl Engine {
         .flatten()
         .map(String::as_str)
         .collect();
-        let authority = t.authority.as_deref().unwrap_or(authority);
+        let authority = t.authority.as_deref().unwrap_or(line.authority);
         let Some(headers) = replay::callout_headers(&saved, &own, &path, authority) else {
             replay.spoil();
             return None;

@@ -20,8 +20,9 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// A request view from raw pseudo-headers: normalizes the host (see
-    /// [`normalize_host`], using `host_buf` if it must lower-case) and drops the query.
+    /// A request view from raw pseudo-headers and the path without its query (see
+    /// [`path_without_query`]): normalizes the host (see [`normalize_host`], using
+    /// `host_buf` if it must lower-case).
     pub fn new(
         method: &'a str,
         authority: &'a str,
@@ -32,7 +33,7 @@ impl<'a> Request<'a> {
         Self {
             method,
             host: normalize_host(authority, host_buf),
-            path: path_without_query(path),
+            path,
             headers,
         }
     }
