@@ -255,7 +255,9 @@ impl Results {
                 .find(|w| w.arm == arm && w.workers == n)
                 .map(|w| w.rss_kib as f64)
         };
-        (workers > 1).then_some(())?;
+        if workers <= 1 {
+            return None;
+        }
         Some((rss(workers)? - rss(1)?) / f64::from(workers - 1) / 1024.0)
     }
 }

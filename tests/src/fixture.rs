@@ -134,6 +134,20 @@ impl Tally {
         }
     }
 
+    /// Asserts that each outcome's share is within `points` percentage points of the one
+    /// wanted (`0.75` for 75 %).
+    pub fn assert_shares(&self, want: &[(&str, f64)], points: f64) {
+        for &(outcome, want) in want {
+            let got = self.share(outcome);
+            assert!(
+                (got - want).abs() * 100.0 <= points,
+                "{outcome}: {:.1}% instead of {:.0}% ± {points}: {self}",
+                got * 100.0,
+                want * 100.0
+            );
+        }
+    }
+
     /// Number of responses recorded.
     pub fn total(&self) -> usize {
         self.total

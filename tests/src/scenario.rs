@@ -20,6 +20,13 @@ pub const HTTPBIN_HOST: &str = "httpbin.httpbin:8080";
 /// `Host` of the seed-000 split service.
 pub const REVIEWS_HOST: &str = "reviews.bookinfo:9080";
 
+/// Seed 000's targets and the shares of its 75 / 15 / 10 split.
+pub const SEED_000_SHARES: [(&str, f64); 3] = [
+    ("remote-cluster", 0.75),
+    ("mgmt-cluster/version=v1", 0.15),
+    ("mgmt-cluster/version=v2", 0.10),
+];
+
 /// Response header the hand-written configs ask the filter to explain its decision in.
 pub const DECISION_HEADER: &str = "x-xcluster-decision";
 

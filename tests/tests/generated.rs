@@ -16,7 +16,7 @@ use xcluster_e2e::fixture::Tally;
 use xcluster_e2e::generated::{EnvoyGen, TlsFiles, GATEWAY_LISTENER};
 use xcluster_e2e::pki::Pki;
 use xcluster_e2e::prometheus;
-use xcluster_e2e::scenario::{CURL_ID, HTTPBIN_HOST, INTRUDER_ID, REVIEWS_HOST};
+use xcluster_e2e::scenario::{CURL_ID, HTTPBIN_HOST, INTRUDER_ID, REVIEWS_HOST, SEED_000_SHARES};
 use xcluster_e2e::upstream::{Upstream, HEALTH_PATH};
 use xcluster_e2e::wait_for;
 
@@ -55,47 +55,35 @@ fn tls_client(envoy: &Envoy, config: &Arc<ClientConfig>) -> Client {
     .unwrap()
 }
 
+/// Seed 000's three targets, each at its own upstream, and the generator over its input
+/// pointing at them.
+fn seed_000() -> ([Upstream; 3], EnvoyGen) {
+    let upstreams = SEED_000_SHARES.map(|(target, _)| Upstream::start(target).unwrap());
+    let gen = EnvoyGen::new(&["examples/000-gloo-traffic-shift/traffic-policy.yaml"])
+        .endpoint("remote-cluster/bookinfo/reviews", upstreams[0].addr())
+        .endpoint(
+            "mgmt-cluster/bookinfo/reviews/version=v1",
+            upstreams[1].addr(),
+        )
+        .endpoint(
+            "mgmt-cluster/bookinfo/reviews/version=v2",
+            upstreams[2].addr(),
+        );
+    (upstreams, gen)
+}
+
 #[test]
 fn generated_000_split_lands_at_75_15_10_within_3_points() {
     let certs = certs();
-    let upstreams = [
-        Upstream::start("remote-cluster").unwrap(),
-        Upstream::start("mgmt-cluster/version=v1").unwrap(),
-        Upstream::start("mgmt-cluster/version=v2").unwrap(),
-    ];
-    let envoy = start(
-        "generated-split",
-        &EnvoyGen::new(&["examples/000-gloo-traffic-shift/traffic-policy.yaml"])
-            .endpoint("remote-cluster/bookinfo/reviews", upstreams[0].addr())
-            .endpoint(
-                "mgmt-cluster/bookinfo/reviews/version=v1",
-                upstreams[1].addr(),
-            )
-            .endpoint(
-                "mgmt-cluster/bookinfo/reviews/version=v2",
-                upstreams[2].addr(),
-            )
-            .tls(&certs.files),
-    );
+    let (upstreams, gen) = seed_000();
+    let envoy = start("generated-split", &gen.tls(&certs.files));
     let caller = certs.client(CURL_ID);
     // 4 connections × 750 requests, spread over Envoy's two worker VMs.
     let clients = (0..4).map(|_| tls_client(&envoy, &caller)).collect();
     let tally = Tally::collect_parallel(clients, 750, REVIEWS_HOST, "/reviews/1");
     println!("split over {} requests: {tally}", tally.total());
     assert_eq!(tally.total(), 3000);
-    for (target, want) in [
-        ("remote-cluster", 0.75),
-        ("mgmt-cluster/version=v1", 0.15),
-        ("mgmt-cluster/version=v2", 0.10),
-    ] {
-        let got = tally.share(target);
-        assert!(
-            (got - want).abs() <= 0.03,
-            "{target}: {:.1}% instead of {:.0}% ± 3: {tally}",
-            got * 100.0,
-            want * 100.0
-        );
-    }
+    tally.assert_shares(&SEED_000_SHARES, 3.0);
     // Nothing else answered, and the upstreams saw what the client saw.
     for upstream in &upstreams {
         assert_eq!(upstream.served() as usize, tally.count(upstream.name()));
@@ -122,27 +110,13 @@ fn generated_000_split_lands_at_75_15_10_within_3_points() {
 #[test]
 fn generated_health_check_takes_a_failing_cluster_out_of_the_split_and_back() {
     let certs = certs();
-    let upstreams = [
-        Upstream::start("remote-cluster").unwrap(),
-        Upstream::start("mgmt-cluster/version=v1").unwrap(),
-        Upstream::start("mgmt-cluster/version=v2").unwrap(),
-    ];
+    let (upstreams, gen) = seed_000();
     let envoy = start(
         "generated-health-check",
-        &EnvoyGen::new(&["examples/000-gloo-traffic-shift/traffic-policy.yaml"])
-            .endpoint("remote-cluster/bookinfo/reviews", upstreams[0].addr())
-            .endpoint(
-                "mgmt-cluster/bookinfo/reviews/version=v1",
-                upstreams[1].addr(),
-            )
-            .endpoint(
-                "mgmt-cluster/bookinfo/reviews/version=v2",
-                upstreams[2].addr(),
-            )
-            .health_check(&format!(
-                "bookinfo/reviews={HEALTH_PATH},interval=1s,timeout=500ms,unhealthy=2,healthy=2"
-            ))
-            .tls(&certs.files),
+        &gen.health_check(&format!(
+            "bookinfo/reviews={HEALTH_PATH},interval=1s,timeout=500ms,unhealthy=2,healthy=2"
+        ))
+        .tls(&certs.files),
     );
     let probed = wait_for(Duration::from_secs(10), || {
         upstreams.iter().all(|u| u.probes() >= 2).then_some(())

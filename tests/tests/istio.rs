@@ -17,7 +17,7 @@ use xcluster_e2e::fixture::{outcome, Tally};
 use xcluster_e2e::istio::{istio_output, Endpoint, IstioDocs, GATEWAY_LISTENER};
 use xcluster_e2e::pki::Pki;
 use xcluster_e2e::prometheus;
-use xcluster_e2e::scenario::{CURL_ID, HTTPBIN_HOST, INTRUDER_ID, REVIEWS_HOST};
+use xcluster_e2e::scenario::{CURL_ID, HTTPBIN_HOST, INTRUDER_ID, REVIEWS_HOST, SEED_000_SHARES};
 use xcluster_e2e::upstream::Upstream;
 
 const REVIEWS: &str = "reviews.bookinfo.svc.cluster.local";
@@ -53,11 +53,7 @@ fn golden(path: &str) -> String {
 
 #[test]
 fn istio_routes_split_000_at_75_15_10_and_count_it_in_labelled_series() {
-    let upstreams = [
-        Upstream::start("remote-cluster").unwrap(),
-        Upstream::start("mgmt-cluster/version=v1").unwrap(),
-        Upstream::start("mgmt-cluster/version=v2").unwrap(),
-    ];
+    let upstreams = SEED_000_SHARES.map(|(target, _)| Upstream::start(target).unwrap());
     let endpoints = [
         Endpoint::new(REVIEWS, "remote-cluster", &[], upstreams[0].addr()),
         Endpoint::new(
@@ -81,14 +77,7 @@ fn istio_routes_split_000_at_75_15_10_and_count_it_in_labelled_series() {
     let tally = Tally::collect_parallel(clients, 750, REVIEWS_HOST, "/reviews/1");
     println!("split over {} requests: {tally}", tally.total());
     assert_eq!(tally.total(), 3000);
-    for (target, want) in [
-        ("remote-cluster", 0.75),
-        ("mgmt-cluster/version=v1", 0.15),
-        ("mgmt-cluster/version=v2", 0.10),
-    ] {
-        let got = tally.share(target);
-        assert!((got - want).abs() <= 0.03, "{target}: {got}: {tally}");
-    }
+    tally.assert_shares(&SEED_000_SHARES, 3.0);
 
     // Istio's stats inclusion keeps the filter's stats; its extraStatTags make labels.
     let text = scrape(&envoy);

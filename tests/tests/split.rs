@@ -21,19 +21,14 @@ fn split_75_15_10_lands_within_3_points() {
         ["cluster-1", "cluster-2", "cluster-3"],
         "only the three clusters answer: {tally}"
     );
-    for (cluster, want) in [
-        ("cluster-1", 0.75),
-        ("cluster-2", 0.15),
-        ("cluster-3", 0.10),
-    ] {
-        let got = tally.share(cluster);
-        assert!(
-            (got - want).abs() <= 0.03,
-            "{cluster}: {:.1}% instead of {:.0}% ± 3: {tally}",
-            got * 100.0,
-            want * 100.0
-        );
-    }
+    tally.assert_shares(
+        &[
+            ("cluster-1", 0.75),
+            ("cluster-2", 0.15),
+            ("cluster-3", 0.10),
+        ],
+        3.0,
+    );
     // The upstreams saw exactly what the client saw.
     for upstream in &gw.clusters {
         assert_eq!(upstream.served() as usize, tally.count(upstream.name()));
