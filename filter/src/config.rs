@@ -31,7 +31,8 @@ pub struct PluginConfig {
     /// header (the `clear_route_cache` foreign function). Default true. `false` leaves it
     /// to the host: Envoy clears the route cache itself when a filter of ABI 0.2.1 (this
     /// one) changes request headers; `xcluster-gen` writes `false` for the Envoy and Istio
-    /// outputs it tests, which saves a second route match per request.
+    /// outputs it tests, which saves a host call per request (Envoy matches the route
+    /// again once either way).
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub clear_route_cache: bool,
     /// Where this gateway runs. Missing fields fall back to Envoy's node properties.
