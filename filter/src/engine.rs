@@ -186,6 +186,15 @@ impl Engine {
         let Some(change) = health.record(probe, status, store, now_ms) else {
             return out;
         };
+        drop(health);
+        // A target healthy again starts its probation now, not at the next tick.
+        if let (Ok(outliers), Ok(mut ramps)) =
+            (self.outliers.try_borrow(), self.ramps.try_borrow_mut())
+        {
+            if let Some(ramp) = ramps.get_mut(probe.destination) {
+                *ramp = self.ramp(&outliers, probe.destination, now_ms);
+            }
+        }
         let stat = if change.healthy {
             TargetStat::BecameHealthy
         } else {
