@@ -117,14 +117,19 @@ pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
             ))]),
             one(),
         ),
-        Arm::Probe(calls) => (
-            to_c0(vec![HttpFilter::Wasm(WasmFilter::new(
-                "probe",
-                module(&modules.probe),
-                calls,
-            ))]),
-            one(),
-        ),
+        // A probe that sets the cluster header is routed as xcluster is: by that header,
+        // over the three clusters, so it differs from arm (d) only in the filter's work.
+        Arm::Probe(calls) => {
+            let filter = WasmFilter::new("probe", module(&modules.probe), calls);
+            if calls.split(',').any(|c| c.trim() == "set_header") {
+                (
+                    HttpConnectionManager::xcluster("bench", filter, DEFAULT_CLUSTER_HEADER),
+                    three(None),
+                )
+            } else {
+                (to_c0(vec![HttpFilter::Wasm(filter)]), one())
+            }
+        }
         Arm::Native(n) => (
             HttpConnectionManager::new(
                 "bench",
@@ -385,6 +390,18 @@ mod tests {
         assert!(!config(Arm::XclusterNoFailover(10)).contains("\"health_check\""));
         assert!(!config(Arm::XclusterNoFailover(10)).contains("\"replay\""));
         assert_eq!(filters(Arm::Probe("headers,log")).1, 1);
+        // A probe that sets the cluster header is routed as xcluster: three clusters, the
+        // route that reads the header.
+        let routes = |arm| {
+            bootstrap(arm, &modules(), up)["static_resources"]["listeners"][0]["filter_chains"][0]
+                ["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+                .clone()
+        };
+        assert_eq!(filters(Arm::Probe("headers,set_header")).1, 3);
+        assert_eq!(
+            routes(Arm::Probe("headers,set_header")),
+            routes(Arm::Xcluster(10))
+        );
         assert_eq!(Arm::Probe("headers,log").id(), "p-headers+log");
         let b = bootstrap(Arm::Xcluster(10), &modules(), up);
         let value = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]

@@ -5,7 +5,9 @@
 //! - `headers`: read the whole request header map (`proxy_get_header_map_pairs`);
 //! - `values`: read `:path`, `:method`, `:authority` and `x-caller` one by one
 //!   (`proxy_get_header_map_value`), the alternative to `headers`;
-//! - `set_header`: set request header `x-xcluster-cluster: c0`;
+//! - `set_header`: set request header `x-xcluster-cluster` to `c0`, `c1` or `c2`, 75/15/10
+//!   in a fixed cycle of 20 (the benchmark then routes as for xcluster: by that header,
+//!   over three clusters);
 //! - `clear_route_cache`: call the foreign function `clear_route_cache`;
 //! - `metric`: increment a counter;
 //! - `status`: read the response `:status` (`proxy_get_header_map_value`);
@@ -18,6 +20,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod filter {
+    use std::cell::Cell;
     use std::ptr::null_mut;
     use std::rc::Rc;
 
@@ -69,9 +72,20 @@ mod filter {
         log: bool,
     }
 
+    /// The cluster of the `i`th request of every 20: 15 × c0, 3 × c1, 2 × c2 (75/15/10).
+    fn cluster(i: u32) -> &'static str {
+        match i % 20 {
+            0..15 => "c0",
+            15..18 => "c1",
+            _ => "c2",
+        }
+    }
+
     #[derive(Default)]
     struct Root {
         calls: Rc<Calls>,
+        /// Requests seen, for the split of `set_header`.
+        requests: Rc<Cell<u32>>,
     }
 
     impl Context for Root {}
@@ -114,12 +128,14 @@ mod filter {
         fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
             Some(Box::new(Probe {
                 calls: Rc::clone(&self.calls),
+                requests: Rc::clone(&self.requests),
             }))
         }
     }
 
     struct Probe {
         calls: Rc<Calls>,
+        requests: Rc<Cell<u32>>,
     }
 
     impl Context for Probe {}
@@ -136,10 +152,12 @@ mod filter {
                 }
             }
             if c.set_header {
+                let i = self.requests.get();
+                self.requests.set(i.wrapping_add(1));
                 let _ = hostcalls::set_map_value(
                     MapType::HttpRequestHeaders,
                     "x-xcluster-cluster",
-                    Some("c0"),
+                    Some(cluster(i)),
                 );
             }
             if c.clear_route_cache {
