@@ -153,10 +153,18 @@ impl PathCondition {
     }
 }
 
+/// The methods of RFC 9110 and PATCH: a set holds them as bits, without allocating.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// A set of HTTP methods; empty or `*` means any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MethodSet {
-    methods: Vec<String>,
+    /// Bit `i`: `STANDARD_METHODS[i]` is in the set.
+    standard: u16,
+    /// Extension methods in the set (any other upper-case token).
+    extension: Vec<String>,
 }
 
 impl MethodSet {
@@ -165,21 +173,31 @@ impl MethodSet {
         if methods.iter().any(|m| m == "*") {
             return Ok(Self::default());
         }
+        let mut set = Self::default();
         for m in methods {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
                 return Err(format!(
                     "method \"{m}\" must be an upper-case HTTP method or `*`"
                 ));
             }
+            match STANDARD_METHODS.iter().position(|s| s == m) {
+                Some(i) => set.standard |= 1 << i,
+                None if !set.extension.contains(m) => set.extension.push(m.clone()),
+                None => {}
+            }
         }
-        Ok(Self {
-            methods: methods.to_vec(),
-        })
+        Ok(set)
     }
 
     /// Whether `method` is in the set (methods are case-sensitive, RFC 9110).
     pub fn matches(&self, method: &str) -> bool {
-        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
+        if self.standard == 0 && self.extension.is_empty() {
+            return true;
+        }
+        match STANDARD_METHODS.iter().position(|s| *s == method) {
+            Some(i) => self.standard & (1 << i) != 0,
+            None => self.extension.iter().any(|m| m == method),
+        }
     }
 }
 
@@ -453,5 +471,9 @@ mod tests {
         assert!(MethodSet::new(&["get".into()]).is_err());
         let m = MethodSet::new(&["GET".into(), "POST".into()]).unwrap();
         assert!(m.matches("POST") && !m.matches("PUT"));
+        assert!(!m.matches("post") && !m.matches("PURGE"));
+        let m = MethodSet::new(&["PURGE".into(), "HEAD".into(), "PURGE".into()]).unwrap();
+        assert!(m.matches("PURGE") && m.matches("HEAD") && !m.matches("GET"));
+        assert_eq!(m, MethodSet::new(&["HEAD".into(), "PURGE".into()]).unwrap());
     }
 }

@@ -476,7 +476,19 @@ fn match_key(mat: &HttpMatchConfig) -> Vec<u8> {
         key.extend_from_slice(&(part.len() as u64).to_le_bytes());
         key.extend_from_slice(part.as_bytes());
     }
-    let mut key = Vec::new();
+    let parts = mat
+        .path_regex
+        .iter()
+        .chain(&mat.methods)
+        .map(String::len)
+        .sum::<usize>()
+        + mat
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len())
+            .sum::<usize>();
+    let count = 1 + mat.methods.len() + 2 * mat.headers.len();
+    let mut key = Vec::with_capacity(parts + 9 * count);
     if let Some(re) = &mat.path_regex {
         push(&mut key, b'p', re);
     }

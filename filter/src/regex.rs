@@ -36,7 +36,8 @@ pub fn compile_regex(pattern: &str, anchor_end: bool) -> Result<Regex, String> {
 /// Compiles each distinct pattern once (large policies repeat the same regexes).
 #[derive(Debug, Default)]
 pub struct RegexCache {
-    index: Map<String, u32>,
+    /// Pattern → index in `compiled`, start-anchored only (`[0]`) and at both ends (`[1]`).
+    index: [Map<String, u32>; 2],
     compiled: Vec<Regex>,
     tails: Vec<Option<Rc<TailMatcher>>>,
 }
@@ -44,19 +45,8 @@ pub struct RegexCache {
 impl RegexCache {
     /// [`compile_regex`], or a clone of the regex compiled before for the same pattern.
     pub fn compile(&mut self, pattern: &str, anchor_end: bool) -> Result<Regex, String> {
-        let key = format!("{}{pattern}", if anchor_end { '$' } else { '^' });
-        if let Some(&i) = self.index.get(&key) {
-            return Ok(self.compiled[i as usize].clone());
-        }
-        let regex = compile_regex(pattern, anchor_end)?;
-        self.index.insert(key, self.compiled.len() as u32);
-        self.compiled.push(regex.clone());
-        self.tails.push(
-            (!anchor_end)
-                .then(|| TailMatcher::compile(pattern).map(Rc::new))
-                .flatten(),
-        );
-        Ok(regex)
+        let i = self.entry(pattern, anchor_end)?;
+        Ok(self.compiled[i].clone())
     }
 
     /// A start-anchored regex for `pattern` and, when the pattern is simple enough, the
@@ -65,15 +55,26 @@ impl RegexCache {
         &mut self,
         pattern: &str,
     ) -> Result<(Regex, Option<Rc<TailMatcher>>), String> {
-        let regex = self.compile(pattern, false)?;
-        let key = format!("^{pattern}");
-        let tail = self
-            .index
-            .get(&key)
-            .and_then(|&i| self.tails.get(i as usize))
-            .cloned()
-            .flatten();
-        Ok((regex, tail))
+        let i = self.entry(pattern, false)?;
+        Ok((self.compiled[i].clone(), self.tails[i].clone()))
+    }
+
+    /// The index of `pattern`'s compiled form, compiling it the first time.
+    fn entry(&mut self, pattern: &str, anchor_end: bool) -> Result<usize, String> {
+        let index = &mut self.index[usize::from(anchor_end)];
+        if let Some(&i) = index.get(pattern) {
+            return Ok(i as usize);
+        }
+        let regex = compile_regex(pattern, anchor_end)?;
+        let i = self.compiled.len();
+        index.insert(pattern.to_owned(), i as u32);
+        self.compiled.push(regex);
+        self.tails.push(
+            (!anchor_end)
+                .then(|| TailMatcher::compile(pattern).map(Rc::new))
+                .flatten(),
+        );
+        Ok(i)
     }
 }
 
