@@ -1,7 +1,7 @@
 //! `xcluster-bench`: runs the whole benchmark (see the crate docs) and writes
 //! `bench/results.json` and `docs/benchmarks.md`. `make bench` runs it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use xcluster_bench::report::{
 };
 use xcluster_bench::sim::{self, RequestKind};
 use xcluster_bench::stats::{median, ratio};
+use xcluster_bench::v8::{self, Expect, V8Cost};
 use xcluster_bench::wrk::{self, Load, Summary};
 use xcluster_e2e::client::Client;
 
@@ -261,6 +262,18 @@ fn run(args: &Args) -> Result<(), Error> {
         );
     }
     drop(host);
+
+    eprintln!("== V8 alone (node --no-liftoff): ns per stream");
+    let v8 = v8_costs(&modules, &work, &args.rules)?;
+    for c in &v8 {
+        eprintln!(
+            "{:<60} {:>8.0} ns/stream, configure {:.2} ms (first {:.1} ms)",
+            format!("{} {}", c.label, c.kind.name()),
+            c.ns_per_stream,
+            c.configure_ms,
+            c.first_configure_ms
+        );
+    }
 
     let load = Load {
         connections: args.connections,
@@ -507,6 +520,7 @@ fn run(args: &Args) -> Result<(), Error> {
         noop_instructions_per_request: noop_instructions,
         instructions,
         breakdown,
+        v8,
         targets: Vec::new(),
         problems,
     };
@@ -535,6 +549,50 @@ fn run(args: &Args) -> Result<(), Error> {
     }
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(())
+}
+
+/// The empty filter, the probe making xcluster's host calls, and xcluster at the smallest
+/// and the largest policy size (allowed and denied), each in V8 alone.
+fn v8_costs(modules: &Modules, work: &Path, rules: &[usize]) -> Result<Vec<V8Cost>, Error> {
+    let mut runs = vec![
+        (Arm::Noop, RequestKind::Allowed, Expect::Nothing),
+        (
+            Arm::Probe(XCLUSTER_CALLS),
+            RequestKind::Allowed,
+            Expect::Cluster,
+        ),
+    ];
+    let sizes = [rules.first(), rules.last()];
+    for n in sizes
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect::<BTreeSet<_>>()
+    {
+        runs.push((Arm::Xcluster(n), RequestKind::Allowed, Expect::Cluster));
+        runs.push((Arm::Xcluster(n), RequestKind::Denied, Expect::Status(403)));
+    }
+    let mut out = Vec::new();
+    for (arm, kind, expect) in runs {
+        let (module, config) = match arm {
+            Arm::Noop => (&modules.noop, String::new()),
+            Arm::Probe(calls) => (&modules.probe, calls.to_string()),
+            _ => (
+                &modules.xcluster,
+                serde_json::to_string(&policy::xcluster_config(arm.rules()))?,
+            ),
+        };
+        let config_path = work.join(format!("v8-{}.config", arm.id()));
+        fs::write(&config_path, config)?;
+        out.push(v8::measure(
+            module,
+            &config_path,
+            (&kind.path(arm.rules()), v8::STREAMS),
+            expect,
+            (arm.id(), arm.label(), kind),
+        )?);
+    }
+    Ok(out)
 }
 
 /// Writes the chart next to the Markdown report (`benchmarks.svg`, which it embeds).
@@ -698,6 +756,23 @@ fn targets(r: &Results) -> Vec<Target> {
             ratio(probe_all, d_min),
             0.97,
         ),
+        {
+            // The same quantity resolved in V8 alone: (d − probe) ns per stream, as a share
+            // of d's Envoy CPU per request.
+            let own = ratio(
+                r.v8_ns(&format!("d{min_rules}"), RequestKind::Allowed)
+                    - r.v8_ns(&Arm::Probe(XCLUSTER_CALLS).id(), RequestKind::Allowed),
+                d_min * 1e3,
+            );
+            at_most(
+                format!(
+                    "same, measured in V8 alone: (d − probe) ns per stream ÷ d's Envoy CPU per request at {min_rules} rules (allowed), %"
+                ),
+                own * 100.0,
+                3.0,
+                " %",
+            )
+        },
         Target {
             name: format!(
                 "replay and active health checks on the happy path: Envoy CPU per request d÷e at {min_rules} rules (allowed)"

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::sim::{BreakdownRow, RequestKind, SimCost};
+use crate::v8::V8Cost;
 use crate::wrk::Summary;
 
 /// The machine the benchmark ran on.
@@ -235,6 +236,9 @@ pub struct Results {
     pub instructions: Vec<SimCost>,
     /// Where a request's instructions go (host-sim).
     pub breakdown: Vec<BreakdownRow>,
+    /// The filters in V8 alone (`bench/v8/host.mjs`).
+    #[serde(default)]
+    pub v8: Vec<V8Cost>,
     /// The issue's targets.
     pub targets: Vec<Target>,
     /// Problems seen during the run (unexpected statuses, socket errors); empty when clean.
@@ -245,6 +249,14 @@ impl Results {
     /// The result of `arm` and `kind`.
     pub fn arm(&self, arm: &str, kind: RequestKind) -> Option<&ArmResult> {
         self.arms.iter().find(|a| a.arm == arm && a.kind == kind)
+    }
+
+    /// ns per stream of `arm` and `kind` in V8 alone (NaN when not measured).
+    pub fn v8_ns(&self, arm: &str, kind: RequestKind) -> f64 {
+        self.v8
+            .iter()
+            .find(|c| c.arm == arm && c.kind == kind)
+            .map_or(f64::NAN, |c| c.ns_per_stream)
     }
 
     /// What each worker beyond the first adds to `arm`'s VmRSS with `workers` workers, MiB.
@@ -403,6 +415,43 @@ pub fn markdown(r: &Results, closing: &str) -> String {
                 p.label.trim_start_matches("probe filter: "),
                 f(p.cpu_us_per_request, 1),
                 f(p.cpu_us_per_request - b_cpu, 1)
+            );
+        }
+    }
+    if !r.v8.is_empty() {
+        let probe =
+            r.v8.iter()
+                .find(|c| c.arm.starts_with("p-"))
+                .map_or(f64::NAN, |c| c.ns_per_stream);
+        let _ = writeln!(m, "\n### The filters in V8 alone\n");
+        let _ = writeln!(
+            m,
+            "`bench/v8/host.mjs` is a minimal proxy-wasm host in Node.js: it runs a module's \
+             streams in a loop (context create, request headers, response headers and body, \
+             done, log, delete; {} streams a round, the median of {} rounds after two to \
+             warm up), V8 set up as Envoy sets it up (`--no-liftoff`: every function \
+             TurboFan-compiled). Without Envoy's own work the filter's shows to a few ns; the \
+             host's calls cost what this JavaScript host spends on them, the same for the \
+             probe and xcluster, so their difference is xcluster's own work. Configure: a \
+             fresh VM's first (which compiles what it runs) and then a warm one.\n",
+            thousands(crate::v8::STREAMS as u64),
+            crate::v8::ROUNDS - 2
+        );
+        let _ = writeln!(
+            m,
+            "| module | request | ns per stream | minus the probe | configure ms (first) |"
+        );
+        let _ = writeln!(m, "|---|---|---:|---:|---:|");
+        for c in &r.v8 {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} ({}) |",
+                c.label,
+                c.kind.name(),
+                f(c.ns_per_stream, 0),
+                f(c.ns_per_stream - probe, 0),
+                f(c.configure_ms, 2),
+                f(c.first_configure_ms, 1)
             );
         }
     }
