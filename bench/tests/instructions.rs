@@ -8,9 +8,9 @@ use xcluster_bench::sim::{self, RequestKind, SimCost};
 
 /// (rules, allowed budget, denied budget, on_configure budget), in wasm instructions.
 const BUDGETS: [(usize, u64, u64, u64); 3] = [
-    (10, 19_000, 16_500, 1_330_000),
-    (1_000, 19_500, 16_500, 60_000_000),
-    (10_000, 19_600, 16_500, 600_000_000),
+    (10, 19_000, 16_500, 930_000),
+    (1_000, 19_500, 16_500, 38_000_000),
+    (10_000, 19_600, 16_500, 380_000_000),
 ];
 
 /// Requests per kind and policy size.

@@ -1,13 +1,15 @@
-//! The filter's heap allocator: free lists of power-of-two size classes on top of the
-//! system allocator.
+//! The filter's heap allocator: free lists of power-of-two size classes, carved from
+//! chunks the system allocator hands out.
 //!
 //! wasi-libc's `malloc` costs the filter ≈ 1,400 wasm instructions and `free` ≈ 460
 //! (host-sim, a 96-byte block), and a request makes several allocations (the header
-//! map, its index, the stream context). Blocks of up to [`MAX_CLASS`] bytes are kept
-//! on a free list per size class when freed and handed out again at a few
-//! instructions; larger ones, and alignments above [`ALIGN`], go to the system
-//! allocator. Freed small blocks are not returned to it: a VM's heap never shrinks
-//! anyway, and the lists are bounded by the peak use of each class.
+//! map, its index, the stream context); a configure makes hundreds of thousands for a
+//! large policy. Blocks of up to [`MAX_CLASS`] bytes are kept on a free list per size
+//! class when freed and handed out again at a few instructions; a class with an empty
+//! list takes its next block from the current [`CHUNK`] of [`System`] memory by bumping a
+//! pointer. Larger blocks, and alignments above [`ALIGN`], go to the system allocator.
+//! Chunks are not returned to it: a VM's heap never shrinks anyway, and the lists are
+//! bounded by the peak use of each class.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
@@ -17,6 +19,8 @@ use std::ptr::null_mut;
 pub const ALIGN: usize = 16;
 /// Largest class (bytes).
 pub const MAX_CLASS: usize = 4096;
+/// Bytes taken from the system at a time for class blocks (one wasm page).
+pub const CHUNK: usize = 64 * 1024;
 /// Classes: 16, 32, …, 4096.
 const CLASSES: usize = (MAX_CLASS / ALIGN).trailing_zeros() as usize + 1;
 
@@ -29,14 +33,37 @@ struct Free {
 /// single-threaded, which is what makes it a sound global allocator there.
 pub struct SizeClasses {
     heads: UnsafeCell<[*mut Free; CLASSES]>,
+    /// What is left of the current chunk: its next free byte and how many bytes remain.
+    chunk: UnsafeCell<(*mut u8, usize)>,
 }
 
 impl SizeClasses {
-    /// Empty lists.
+    /// Empty lists, no chunk yet.
     pub const fn new() -> Self {
         Self {
             heads: UnsafeCell::new([null_mut(); CLASSES]),
+            chunk: UnsafeCell::new((null_mut(), 0)),
         }
+    }
+
+    /// A fresh block of `size` bytes (a class size) from the current chunk, or from a new
+    /// one when it has less left (the rest of the old chunk is not used again).
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`]; `size` is a class size.
+    unsafe fn carve(&self, size: usize) -> *mut u8 {
+        let (next, left) = &mut *self.chunk.get();
+        if *left < size {
+            let fresh = System.alloc(Layout::from_size_align_unchecked(CHUNK, ALIGN));
+            if fresh.is_null() {
+                return fresh;
+            }
+            (*next, *left) = (fresh, CHUNK);
+        }
+        let block = *next;
+        *next = block.add(size);
+        *left -= size;
+        block
     }
 }
 
@@ -60,8 +87,9 @@ fn class(layout: Layout) -> Option<(usize, usize)> {
     Some(((size / ALIGN).trailing_zeros() as usize, size))
 }
 
-// SAFETY: blocks of a class are `size` bytes aligned to `ALIGN`, allocated from `System`
-// with exactly that layout; a block is on at most one list, and only while it is free.
+// SAFETY: blocks of a class are `size` bytes aligned to `ALIGN` (carved at multiples of
+// 16 from chunks aligned to `ALIGN`, never past a chunk's end); a block is on at most one
+// list, and only while it is free; chunks are never freed.
 unsafe impl GlobalAlloc for SizeClasses {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some((i, size)) = class(layout) else {
@@ -70,7 +98,7 @@ unsafe impl GlobalAlloc for SizeClasses {
         let heads = &mut *self.heads.get();
         let head = heads[i];
         if head.is_null() {
-            return System.alloc(Layout::from_size_align_unchecked(size, ALIGN));
+            return self.carve(size);
         }
         heads[i] = (*head).next;
         head.cast()
@@ -167,6 +195,27 @@ mod tests {
             let kept: Vec<u8> = (0..8).map(|i| small.add(i).read()).collect();
             assert_eq!(kept, (0..8).collect::<Vec<u8>>());
             a.dealloc(small, layout(8, 4));
+        }
+    }
+
+    #[test]
+    fn fresh_blocks_are_carved_from_one_chunk_until_it_runs_out() {
+        let a = SizeClasses::new();
+        unsafe {
+            let first = a.alloc(layout(100, 8));
+            let second = a.alloc(layout(24, 8));
+            // 128 bytes for the first (its class), then the next 32-byte block.
+            assert_eq!(second as usize - first as usize, 128);
+            assert_eq!(first as usize % ALIGN, 0);
+            // Fill the chunk with 4 KiB blocks: the last one that fits, then a new chunk.
+            let fit = (CHUNK - 128 - 32) / 4096;
+            let big: Vec<*mut u8> = (0..fit).map(|_| a.alloc(layout(4096, 16))).collect();
+            assert_eq!(big[0] as usize - first as usize, 160);
+            let next = a.alloc(layout(4096, 16));
+            let ends = first as usize + CHUNK;
+            assert!(next as usize >= ends || (next as usize) + 4096 <= first as usize);
+            next.write_bytes(7, 4096);
+            assert!(big.iter().all(|&b| b as usize + 4096 <= ends));
         }
     }
 
