@@ -86,6 +86,21 @@ pub struct Modules {
     pub probe: PathBuf,
 }
 
+/// The plugin config of a wasm arm: xcluster's policy JSON, the probe's calls, or empty.
+pub fn plugin_config(arm: Arm) -> String {
+    match arm {
+        Arm::Xcluster(n) | Arm::XclusterNoFailover(n) => {
+            let mut config = policy::xcluster_config(n);
+            if matches!(arm, Arm::XclusterNoFailover(_)) {
+                policy::without_failover(&mut config);
+            }
+            serde_json::to_string(&config).unwrap_or_default()
+        }
+        Arm::Probe(calls) => calls.to_string(),
+        Arm::Plain | Arm::Noop | Arm::Native(_) => String::new(),
+    }
+}
+
 /// The bootstrap of `arm`: one plaintext listener `bench` on a free loopback port, admin
 /// on another, every cluster pointing at `upstream`.
 pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
@@ -138,12 +153,8 @@ pub fn bootstrap(arm: Arm, modules: &Modules, upstream: SocketAddr) -> Value {
             ),
             three(Some(policy::native_outlier_detection())),
         ),
-        Arm::Xcluster(n) | Arm::XclusterNoFailover(n) => {
-            let mut config = policy::xcluster_config(n);
-            if matches!(arm, Arm::XclusterNoFailover(_)) {
-                policy::without_failover(&mut config);
-            }
-            let config = serde_json::to_string(&config).unwrap_or_default();
+        Arm::Xcluster(_) | Arm::XclusterNoFailover(_) => {
+            let config = plugin_config(arm);
             let filter = WasmFilter::new("xcluster", module(&modules.xcluster), config);
             (
                 HttpConnectionManager::xcluster("bench", filter, DEFAULT_CLUSTER_HEADER),
