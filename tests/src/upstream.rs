@@ -76,7 +76,8 @@ impl Upstream {
         self.addr
     }
 
-    /// How many requests it has answered (health-check probes apart).
+    /// How many requests it has answered (health-check probes apart), counted before each
+    /// answer is written.
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
     }
@@ -211,7 +212,8 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
             "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-upstream-path: {path}\r\n\r\n{body}",
             body.len()
         );
-        writer.write_all(response.as_bytes())?;
+        // Counted before the answer goes out: a client that has its response must find
+        // the request counted.
         if probe {
             shared.probes.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -220,6 +222,7 @@ fn serve(stream: TcpStream, shared: &Shared, body: &str) -> io::Result<()> {
         if let (Some(id), Ok(mut ids)) = (test_id, shared.test_ids.lock()) {
             ids.push(id);
         }
+        writer.write_all(response.as_bytes())?;
         if close {
             return Ok(());
         }
