@@ -86,6 +86,11 @@ pub struct Modules {
     pub probe: PathBuf,
 }
 
+/// The host calls xcluster makes for an allowed request (with outlier detection and
+/// replay): the probe arm that prices them all, against which xcluster's own work shows.
+/// (`clear_route_cache` is left to Envoy, as `xcluster-gen` configures it.)
+pub const XCLUSTER_CALLS: &str = "headers,set_header,metric,response_headers";
+
 /// The plugin config of a wasm arm: xcluster's policy JSON, the probe's calls, or empty.
 pub fn plugin_config(arm: Arm) -> String {
     match arm {

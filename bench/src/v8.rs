@@ -2,8 +2,10 @@
 //! a module's streams in a loop, V8 set up as Envoy sets it up (`--no-liftoff`). Envoy's
 //! own work is absent, so the difference between xcluster and the probe filter making the
 //! same host calls is the filter's own work, to a few nanoseconds — a figure the Envoy arms
-//! cannot resolve (their noise is ± 2 µs per request).
+//! cannot resolve (their noise is ± 2 µs per request). Rounds with the CPU's caches evicted
+//! before each stream bound what running among Envoy's own work can add to it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,6 +19,8 @@ pub const STREAMS: usize = 50_000;
 /// Rounds; the first two warm V8 up and are not counted.
 pub const ROUNDS: usize = 9;
 const WARMUP_ROUNDS: usize = 2;
+/// Streams per round with the caches evicted before each stream.
+pub const COLD_STREAMS: usize = 2_000;
 
 /// One module and request kind in V8.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +35,13 @@ pub struct V8Cost {
     pub ns_per_stream: f64,
     /// The counted rounds' ns per stream.
     pub rounds: Vec<f64>,
+    /// The same median with the caches (L1 data and instruction, L2) evicted before each
+    /// stream.
+    #[serde(default)]
+    pub cold_ns_per_stream: f64,
+    /// The host calls (`env` imports) one stream makes, by name.
+    #[serde(default)]
+    pub host_calls: BTreeMap<String, f64>,
     /// The first configure of a fresh VM, ms (includes compiling what it runs).
     pub first_configure_ms: f64,
     /// Configure of a VM whose module code is compiled, ms (median of two).
@@ -41,6 +52,8 @@ pub struct V8Cost {
 struct Output {
     configure_ms: Vec<f64>,
     ns_per_stream: Vec<f64>,
+    cold_ns_per_stream: Vec<f64>,
+    host_calls: BTreeMap<String, f64>,
     got: Got,
 }
 
@@ -67,12 +80,13 @@ pub fn script() -> PathBuf {
 }
 
 /// Runs [`ROUNDS`] rounds of `streams` streams of `module` with the plugin config in
-/// `config` for `path` (with the benchmark's caller header), checks the last stream got
-/// `expect`, and returns the cost.
+/// `config` for `path` (with the benchmark's caller header), and as many of `cold` streams
+/// with the caches evicted before each; checks the last stream got `expect`, and returns
+/// the cost.
 pub fn measure(
     module: &Path,
     config: &Path,
-    (path, streams): (&str, usize),
+    (path, streams, cold): (&str, usize, usize),
     expect: Expect,
     (arm, label, kind): (String, String, RequestKind),
 ) -> Result<V8Cost, String> {
@@ -85,6 +99,7 @@ pub fn measure(
         .arg(crate::policy::CALLER)
         .arg(streams.to_string())
         .arg(ROUNDS.to_string())
+        .arg(cold.to_string())
         .output()
         .map_err(|e| format!("node (V8 host): {e}"))?;
     if !out.status.success() {
@@ -112,11 +127,9 @@ pub fn measure(
             output.got.cluster
         ));
     }
-    let rounds: Vec<f64> = output
-        .ns_per_stream
-        .into_iter()
-        .skip(WARMUP_ROUNDS)
-        .collect();
+    let counted =
+        |rounds: Vec<f64>| -> Vec<f64> { rounds.into_iter().skip(WARMUP_ROUNDS).collect() };
+    let rounds = counted(output.ns_per_stream);
     let warm: Vec<f64> = output.configure_ms.iter().skip(1).copied().collect();
     Ok(V8Cost {
         arm,
@@ -124,6 +137,8 @@ pub fn measure(
         kind,
         ns_per_stream: median(&rounds),
         rounds,
+        cold_ns_per_stream: median(&counted(output.cold_ns_per_stream)),
+        host_calls: output.host_calls,
         first_configure_ms: output.configure_ms.first().copied().unwrap_or(0.0),
         configure_ms: median(&warm),
     })

@@ -4,18 +4,29 @@
 // TurboFan-compiled). Host calls do the least they can: header maps are plain arrays, stats
 // and shared data are Maps.
 //
-//   node --no-liftoff host.mjs MODULE CONFIG_FILE PATH CALLER STREAMS ROUNDS
+//   node --no-liftoff host.mjs MODULE CONFIG_FILE PATH CALLER STREAMS ROUNDS COLD_STREAMS
 //
 // CONFIG_FILE "-" is an empty plugin config; CALLER "-" sends no `x-caller`. Prints one JSON
 // line: configure times (ms, each a fresh VM), ns per stream of each round (context create,
-// request headers, response headers and body, done, log, delete), and what the last stream
-// got (the cluster header, or the local reply's status).
+// request headers, response headers and body, done, log, delete), the same for rounds of
+// COLD_STREAMS streams with the CPU's caches evicted before each (a write to every line of
+// EVICT_BYTES, then a run through EVICT_CODE_OPS steps of straight-line machine code; only
+// the streams are timed), the host calls one stream makes, and what the last stream got
+// (the cluster header, or the local reply's status).
 import { readFileSync } from 'node:fs';
 import { webcrypto } from 'node:crypto';
 
-const [modulePath, configPath, path, caller, streamsArg, roundsArg] = process.argv.slice(2);
+const [modulePath, configPath, path, caller, streamsArg, roundsArg, coldArg] =
+  process.argv.slice(2);
 const streams = Number(streamsArg);
 const rounds = Number(roundsArg);
+const coldStreams = Number(coldArg);
+/** Larger than this machine's L1 and L2 together (a core has 48 KiB L1d and 2 MiB L2). */
+const EVICT_BYTES = 8 << 20;
+/** ≈ 130 KB of machine code, twice a core's 64 KiB L1i. */
+const EVICT_CODE_OPS = 10_000;
+/** Streams the host-call census counts (after as many untimed ones). */
+const CENSUS = 10;
 const config = configPath === '-' ? new Uint8Array() : readFileSync(configPath);
 const module = new WebAssembly.Module(readFileSync(modulePath));
 const enc = new TextEncoder();
@@ -41,8 +52,43 @@ function requestHeaders() {
   return h.map(([k, v]) => [k, enc.encode(k), enc.encode(v)]);
 }
 
-/** One VM: the module instantiated with this host's imports. */
-function vm() {
+/** A wasm function of `ops` multiply-xor steps on its argument, which TurboFan cannot fold:
+ * a call runs every line of its machine code once. */
+function codeEvictor(ops) {
+  const leb = (n) => {
+    const out = [];
+    do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; out.push(b); } while (n);
+    return out;
+  };
+  const sleb = (n) => {
+    const out = [];
+    for (;;) {
+      const b = n & 0x7f;
+      n >>= 7;
+      if ((n === 0 && !(b & 0x40)) || (n === -1 && (b & 0x40))) { out.push(b); return out; }
+      out.push(b | 0x80);
+    }
+  };
+  const body = [0]; // no locals
+  for (let i = 0; i < ops; i++) {
+    // local.get 0; i32.const; i32.mul; i32.const; i32.xor; local.set 0
+    body.push(0x20, 0, 0x41, ...sleb((i * 2654435761) | 1), 0x6c, 0x41, ...sleb(i * 40503), 0x73, 0x21, 0);
+  }
+  body.push(0x20, 0, 0x0b);
+  const section = (id, bytes) => [id, ...leb(bytes.length), ...bytes];
+  const bytes = new Uint8Array([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7f]), // type: (i32) -> i32
+    ...section(3, [1, 0]),
+    ...section(7, [1, 1, 0x66, 0, 0]), // export "f"
+    ...section(10, [1, ...leb(body.length), ...body]),
+  ]);
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f;
+}
+
+/** One VM: the module instantiated with this host's imports; `calls`, when given, counts
+ * each `env` import the module calls, by name. */
+function vm(calls) {
   let inst;
   const maps = { [REQUEST_HEADERS]: [], [RESPONSE_HEADERS]: [] };
   const shared = new Map();
@@ -146,7 +192,10 @@ function vm() {
   const imports = { env: {}, wasi_snapshot_preview1: {} };
   for (const imp of WebAssembly.Module.imports(module)) {
     const table = imp.module === 'env' ? env : wasi;
-    imports[imp.module][imp.name] = table[imp.name] ?? (() => OK);
+    const f = table[imp.name] ?? (() => OK);
+    imports[imp.module][imp.name] = calls && imp.module === 'env'
+      ? (...args) => { calls.set(imp.name, (calls.get(imp.name) ?? 0) + 1); return f(...args); }
+      : f;
   }
   inst = new WebAssembly.Instance(module, imports);
   inst.exports._initialize?.();
@@ -194,9 +243,31 @@ for (let r = 0; r < rounds; r++) {
   for (let i = 0; i < streams; i++) v.stream();
   perStream.push(Number(process.hrtime.bigint() - t) / streams);
 }
+const evict = new Uint8Array(EVICT_BYTES);
+const evictCode = codeEvictor(EVICT_CODE_OPS);
+let evicted = 1;
+const coldPerStream = [];
+for (let r = 0; r < rounds; r++) {
+  let spent = 0n;
+  for (let i = 0; i < coldStreams; i++) {
+    for (let j = 0; j < evict.length; j += 64) evict[j]++;
+    evicted = evictCode(evicted);
+    const t = process.hrtime.bigint();
+    v.stream();
+    spent += process.hrtime.bigint() - t;
+  }
+  coldPerStream.push(Number(spent) / coldStreams);
+}
 const got = v.got();
+const calls = new Map();
+const census = vm(calls);
+for (let i = 0; i < CENSUS; i++) census.stream();
+calls.clear();
+for (let i = 0; i < CENSUS; i++) census.stream();
 console.log(JSON.stringify({
   configure_ms: configure,
   ns_per_stream: perStream,
+  cold_ns_per_stream: coldPerStream,
+  host_calls: Object.fromEntries([...calls].map(([name, n]) => [name, n / CENSUS])),
   got: typeof got === 'number' ? { status: got } : { cluster: got ? dec.decode(got) : null },
 }));
