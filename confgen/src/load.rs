@@ -5,6 +5,7 @@
 //! `serde_json::Value` and `serde_path_to_error`), so any error can name the file, the
 //! line and column, and the field path.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::rc::Rc;
 
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_saphyr::{Localizer, SnippetMode, UserMessageFormatter};
 
 /// An error with its place in the input: `file:line:column: field.path: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +355,7 @@ fn load_file(path: &Path) -> Result<Vec<Rc<Doc>>, Error> {
 /// Parses the YAML documents of one input; empty documents are skipped.
 pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Rc<Doc>>, Error> {
     let nodes: Vec<Node> = serde_saphyr::from_multiple(text).map_err(|e| {
+        let formatter = UserMessageFormatter.with_localizer(&NoLocation);
         let (line, column) = e
             .location()
             .map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
@@ -361,7 +364,10 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Rc<Doc>>, Error> {
             line,
             column,
             path: String::new(),
-            message: first_line(&e.without_snippet().to_string()),
+            message: first_line(&e.render_with_options(serde_saphyr::render_options! {
+                formatter: &formatter,
+                snippets: SnippetMode::Off,
+            })),
         }
     })?;
     Ok(nodes
@@ -374,6 +380,15 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Rc<Doc>>, Error> {
             })
         })
         .collect())
+}
+
+/// serde-saphyr's wording without its " at line L, column C": [`Error`] puts the place first.
+struct NoLocation;
+
+impl Localizer for NoLocation {
+    fn attach_location<'a>(&self, base: Cow<'a, str>, _: serde_saphyr::Location) -> Cow<'a, str> {
+        base
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -430,5 +445,18 @@ mod tests {
         assert_eq!(err.file, "bad.yaml");
         assert!(err.line >= 1, "{err}");
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_speak_to_users_and_name_the_place_once() {
+        let err = parse_documents("dup.yaml", "metadata:\n  name: a\n  name: b\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 3));
+        assert_eq!(
+            err.to_string(),
+            "dup.yaml:3:3: duplicate mapping key `name` is not allowed here"
+        );
+        let err = parse_documents("open.yaml", "a: [\n").unwrap_err();
+        assert!(err.to_string().starts_with("open.yaml:1:4: "), "{err}");
+        assert!(!err.message.contains("line"), "{err}");
     }
 }
