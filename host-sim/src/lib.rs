@@ -39,6 +39,7 @@ mod state;
 mod stream;
 mod vm;
 mod wasi;
+pub mod yaml;
 
 pub use abi::{Action, LogLevel, Status};
 pub use error::SimError;

@@ -41,7 +41,7 @@ fn load_config(path: &Path) -> Result<serde_json::Value, String> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
     if yaml {
-        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        xcluster_host_sim::yaml::from_str(&text, path)
     } else {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
