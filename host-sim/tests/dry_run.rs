@@ -129,3 +129,54 @@ fn the_cli_prints_the_table_and_explains_bad_input() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("profile.yaml"), "{err}");
 }
+
+/// Every output `README.md` quotes is the CLI's on the `dry-run/` example it names, line for
+/// line: when the filter's instruction counts or the report change, the README follows.
+#[test]
+fn the_readme_quotes_what_the_cli_prints() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let wasm = xcluster_host_sim::filter_wasm().unwrap();
+    let outputs: Vec<String> = [
+        ("reviews.json", "profile.yaml"),
+        ("replay.json", "replay-profile.yaml"),
+        ("split.json", "split-profile.yaml"),
+    ]
+    .iter()
+    .map(|(config, profile)| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xcluster-sim"))
+            .arg("--wasm")
+            .arg(&wasm)
+            .args(["--config", config, "--profile", profile])
+            .current_dir(dir.join("dry-run"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{config}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .collect();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let quoted: Vec<Vec<&str>> = readme
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|block| block.lines().filter(|l| !l.trim().is_empty()).collect())
+        .filter(|lines: &Vec<&str>| {
+            lines
+                .first()
+                .is_some_and(|l| l.starts_with("destination ") || l.contains(" requests, "))
+        })
+        .collect();
+    assert_eq!(quoted.len(), 3, "the README's dry-run outputs");
+    for block in quoted {
+        let printed_it = outputs.iter().any(|text| {
+            let mut lines = text.lines();
+            block.iter().all(|want| lines.any(|l| l == *want))
+        });
+        assert!(
+            printed_it,
+            "host-sim/README.md quotes output no run prints; update it from:\n{}\n--- quoted:\n{}",
+            outputs.join("\n"),
+            block.join("\n")
+        );
+    }
+}

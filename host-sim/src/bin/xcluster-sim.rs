@@ -7,14 +7,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use xcluster_host_sim::dryrun;
 use xcluster_host_sim::profile::Profile;
-use xcluster_wasm_build::{module_path, FILTER_PACKAGE, WASM_ENV};
+use xcluster_wasm_build::filter_wasm;
 
 /// Dry-run an xcluster plugin config: drive the real filter (.wasm) with a request
 /// profile and print the share per target, denials, failovers and wasm instructions.
 #[derive(Debug, Parser)]
 #[command(name = "xcluster-sim", version)]
 struct Args {
-    /// The filter module [default: $XCLUSTER_WASM, else target/xcluster_filter.wasm].
+    /// The filter module [default: $XCLUSTER_WASM, else the filter as it ships,
+    /// target/xcluster_filter.wasm, rebuilt first when the sources changed].
     #[arg(long)]
     wasm: Option<PathBuf>,
     /// Plugin config (JSON, or YAML when the file ends in .yaml / .yml).
@@ -47,20 +48,6 @@ fn load_config(path: &Path) -> Result<serde_json::Value, String> {
     }
 }
 
-/// The default module: `$XCLUSTER_WASM`, else the workspace build found from the
-/// current directory upwards.
-fn default_wasm() -> PathBuf {
-    if let Some(path) = std::env::var_os(WASM_ENV) {
-        return PathBuf::from(path);
-    }
-    let relative = module_path(Path::new("target"), FILTER_PACKAGE);
-    let cwd = std::env::current_dir().unwrap_or_default();
-    cwd.ancestors()
-        .map(|dir| dir.join(&relative))
-        .find(|p| p.is_file())
-        .unwrap_or(relative)
-}
-
 fn main_inner(args: Args) -> Result<String, String> {
     let config = load_config(&args.config)?;
     let mut profile = Profile::parse(&read(&args.profile)?, &args.profile)?;
@@ -70,13 +57,12 @@ fn main_inner(args: Args) -> Result<String, String> {
     if let Some(seed) = args.seed {
         profile.seed = seed;
     }
-    let wasm_path = args.wasm.unwrap_or_else(default_wasm);
-    let wasm = std::fs::read(&wasm_path).map_err(|e| {
-        format!(
-            "cannot read the filter module {}: {e}\n(build it with `cargo build -p xcluster-filter --release --target wasm32-wasip1`, or pass --wasm)",
-            wasm_path.display()
-        )
-    })?;
+    let wasm_path = match args.wasm {
+        Some(path) => path,
+        None => filter_wasm().map_err(|e| e.to_string())?,
+    };
+    let wasm = std::fs::read(&wasm_path)
+        .map_err(|e| format!("cannot read the filter module {}: {e}", wasm_path.display()))?;
     let report = dryrun::run(&wasm, &config, &profile).map_err(|e| {
         format!(
             "{} with {}: {e}",
